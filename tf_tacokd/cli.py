@@ -1,0 +1,149 @@
+"""The ``tacokd`` command line: a thin layer over the Python API.
+
+Every command takes ``--config`` (a TOML path or a built-in name such as
+``espeak_en``) and ``--set section.key=value`` overrides where it uses a config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import ConfigError, list_builtin_configs, load_config
+
+CONFIG_HELP = (
+    "Config: a .toml path or a built-in name ("
+    + ", ".join(list_builtin_configs())
+    + ")."
+)
+SET_HELP = "Override a config value, e.g. --set train.batch_size=16 (repeatable; TOML syntax)."
+
+
+def _load(config: str, overrides: tuple[str, ...]):
+    try:
+        return load_config(config, overrides)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tacokd")
+def main() -> None:
+    """tf_tacokd: robust Tacotron2 TTS by teacher-student knowledge distillation.
+
+    A teacher Tacotron2 is trained with teacher forcing; a student of the same
+    architecture runs its decoder free-running (as at inference) and is trained on
+    the feature loss plus lambda times the distance between its decoder hidden
+    states and the teacher's (Liu et al., ICASSP 2020). The student is exported to
+    TFLite for devices.
+
+    Start with `tacokd run --lang en`: the whole method on the built-in corpus.
+    """
+
+
+@main.command("text")
+@click.argument("text")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
+              help="Language of the front end (default: the config's text.language, else en).")
+@click.option("--config", "config", default=None, help=CONFIG_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+@click.option("--strict", is_flag=True, help="Fail on unknown characters instead of dropping them.")
+def text_cmd(text: str, lang: str | None, config: str | None, overrides: tuple[str, ...],
+             strict: bool) -> None:
+    """Show how TEXT will be read: normalised text, symbols and ids.
+
+    \b
+    Examples:
+      tacokd text "Dr. Smith paid $5.50 on May 3rd, 1977." --lang en
+      tacokd text "银行行长2026年来了。" --lang zh
+    """
+    from .text import TextFrontEnd
+
+    if config is None:
+        cfg = _load(f"espeak_{lang or 'en'}", overrides)
+    else:
+        cfg = _load(config, overrides)
+    text_cfg = dataclasses.replace(
+        cfg.text, language=lang or cfg.text.language, strict=cfg.text.strict or strict
+    )
+    fe = TextFrontEnd.from_config(text_cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            p = fe.process(text)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    click.echo(f"language:   {fe.language}")
+    click.echo(f"input:      {p.text}")
+    click.echo(f"normalized: {p.normalized}")
+    click.echo(f"symbols:    {' '.join(repr(t) if t == ' ' else t for t in p.tokens)} <eos>")
+    click.echo(f"ids:        {' '.join(map(str, p.ids))}")
+
+
+@main.group("config")
+def config_grp() -> None:
+    """List, show and check configs."""
+
+
+@config_grp.command("list")
+def config_list() -> None:
+    """List the built-in configs (usable as --config NAME)."""
+    from .config import resolve_config_path
+
+    for name in list_builtin_configs():
+        path = resolve_config_path(name)
+        first = next((ln[2:] for ln in path.read_text(encoding="utf-8").splitlines()
+                      if ln.startswith("# ")), "")
+        click.echo(f"{name:14s} {first}")
+
+
+@config_grp.command("show")
+@click.argument("config")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the resolved config to this file.")
+def config_show(config: str, overrides: tuple[str, ...], out: Path | None) -> None:
+    """Validate CONFIG (path or built-in name) and print it fully resolved."""
+    cfg = _load(config, overrides)
+    click.echo(cfg.to_toml(), nl=False)
+    if out is not None:
+        cfg.save(out)
+        click.echo(f"# written to {out}", err=True)
+
+
+@main.command("run")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Which built-in corpus and front end.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where everything is written  [default: work/<lang>].")
+@click.option("--config", "config", default=None,
+              help="Config path or name  [default: espeak_<lang>].")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+@click.option("--force", is_flag=True, help="Redo stages that are already done.")
+def run_cmd(lang: str, workdir: Path | None, config: str | None, overrides: tuple[str, ...],
+            force: bool) -> None:
+    """The main job: the whole method on the built-in espeak-ng corpus.
+
+    Builds the corpus, preprocesses it, trains the teacher, distils the student,
+    evaluates both on the hard sentences, exports the student to TFLite and
+    synthesizes on device, as far as this version goes; it prints what comes next.
+    Re-running resumes.
+    """
+    from .pipeline import PipelineError, run_pipeline
+
+    try:
+        run_pipeline(lang, workdir or Path("work") / lang, config, overrides, force=force,
+                     echo=click.echo)
+    except (PipelineError, ConfigError) as e:
+        raise click.ClickException(str(e)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

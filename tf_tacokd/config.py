@@ -1,0 +1,513 @@
+"""TOML configuration loaded into typed, validated dataclasses.
+
+A config file has up to eight sections (``audio``, ``text``, ``model``, ``train``,
+``distill``, ``data``, ``eval``, ``export``). Every key is optional (the defaults are
+the paper's English setup), but an unknown section or key, a value of the wrong type
+or a value out of range is a :class:`ConfigError` naming the file, the key and what
+was expected.
+
+Example:
+    >>> from tf_tacokd.config import load_config
+    >>> cfg = load_config("espeak_en", overrides=["train.batch_size=8"])
+    >>> cfg.train.batch_size
+    8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import tomli_w
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "AudioConfig",
+    "TextConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "DistillConfig",
+    "DataConfig",
+    "EvalConfig",
+    "ExportConfig",
+    "Config",
+    "ConfigError",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "resolve_config_path",
+    "list_builtin_configs",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+def _key(toml_name: str, *, doc: str = "", **checks: Any) -> dict[str, Any]:
+    """Field metadata: the TOML key (when it is not a Python identifier), docs, checks."""
+    return {"toml": toml_name, "doc": doc, **checks}
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Waveform and feature parameters (shared by preprocessing, Griffin-Lim and export)."""
+
+    sample_rate: int = field(default=22050, metadata={"min": 8000})
+    n_fft: int = field(default=1024, metadata={"min": 64})
+    hop_length: int = field(default=256, metadata={"min": 1})
+    win_length: int = field(default=1024, metadata={"min": 1})
+    n_mels: int = field(default=80, metadata={"min": 1})
+    fmin: float = field(default=0.0, metadata={"min": 0.0})
+    fmax: float = 8000.0
+    mel_floor: float = field(default=1e-5, metadata={"min_exclusive": 0.0})
+    normalize_mel: bool = True
+    trim_silence: bool = True
+    trim_top_db: float = field(default=40.0, metadata={"min_exclusive": 0.0})
+    peak_normalize: bool = True
+    min_duration: float = field(default=0.3, metadata={"min": 0.0})
+    max_duration: float = field(default=12.0, metadata={"min_exclusive": 0.0})
+    griffin_lim_iters: int = field(default=60, metadata={"min": 1})
+    griffin_lim_momentum: float = field(default=0.99, metadata={"min": 0.0, "max": 1.0})
+    magnitude_power: float = field(default=1.5, metadata={"min_exclusive": 0.0})
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text front end: language, unknown-character policy, Mandarin options."""
+
+    language: Literal["en", "zh"] = "en"
+    strict: bool = False
+    # DataBaker prosody marks #1-#4: dropped ("strip"), or kept as pause symbols ("pause").
+    prosody_marks: Literal["strip", "pause"] = "strip"
+    # Latin letters inside Mandarin text: read by their Mandarin letter names ("spell"),
+    # or dropped with a warning ("drop").
+    latin_in_mandarin: Literal["spell", "drop"] = "spell"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Tacotron2 sizes (paper: section 2; defaults are the full-size model)."""
+
+    embedding_dim: int = field(default=512, metadata={"min": 1})
+    encoder_conv_layers: int = field(default=3, metadata={"min": 0})
+    encoder_conv_channels: int = field(default=512, metadata={"min": 1})
+    encoder_kernel_size: int = field(default=5, metadata={"min": 1})
+    encoder_dropout: float = field(default=0.5, metadata={"min": 0.0, "max_exclusive": 1.0})
+    encoder_lstm_units: int = field(default=256, metadata={"min": 1})
+    attention_dim: int = field(default=128, metadata={"min": 1})
+    attention_filters: int = field(default=32, metadata={"min": 1})
+    attention_kernel_size: int = field(default=31, metadata={"min": 1})
+    prenet_units: list[int] = field(default_factory=lambda: [256, 256], metadata={"nonempty": True})
+    prenet_dropout: float = field(default=0.5, metadata={"min": 0.0, "max_exclusive": 1.0})
+    decoder_lstm_units: int = field(default=1024, metadata={"min": 1})
+    decoder_lstm_layers: int = field(default=2, metadata={"min": 1})
+    reduction_factor: int = field(default=2, metadata={"min": 1})
+    postnet_layers: int = field(default=5, metadata={"min": 0})
+    postnet_channels: int = field(default=512, metadata={"min": 1})
+    postnet_kernel_size: int = field(default=5, metadata={"min": 1})
+    postnet_dropout: float = field(default=0.5, metadata={"min": 0.0, "max_exclusive": 1.0})
+    max_decoder_steps: int = field(default=1000, metadata={"min": 1})
+    min_decoder_steps: int = field(default=5, metadata={"min": 0})
+    stop_threshold: float = field(default=0.5, metadata={"min_exclusive": 0.0, "max_exclusive": 1.0})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and training-mode settings (paper: section 4.1)."""
+
+    mode: Literal["teacher_forcing", "scheduled_sampling", "free_running"] = "teacher_forcing"
+    steps: int = field(default=150_000, metadata={"min": 1})
+    batch_size: int = field(default=32, metadata={"min": 1})
+    learning_rate: float = field(default=1e-3, metadata={"min_exclusive": 0.0})
+    final_learning_rate: float = field(default=1e-5, metadata={"min_exclusive": 0.0})
+    decay_start: int = field(default=50_000, metadata={"min": 0})
+    decay_steps: int = field(default=100_000, metadata={"min": 1})
+    adam_beta1: float = field(default=0.9, metadata={"min": 0.0, "max_exclusive": 1.0})
+    adam_beta2: float = field(default=0.999, metadata={"min": 0.0, "max_exclusive": 1.0})
+    adam_epsilon: float = field(default=1e-6, metadata={"min_exclusive": 0.0})
+    l2_weight: float = field(default=1e-6, metadata={"min": 0.0})
+    grad_clip_norm: float = field(default=1.0, metadata={"min": 0.0})
+    stop_pos_weight: float = field(default=1.0, metadata={"min_exclusive": 0.0})
+    # Scheduled sampling: probability of feeding the natural frame, decaying from
+    # ss_start to ss_floor over ss_decay_steps.
+    ss_schedule: Literal["linear", "exponential", "inverse_sigmoid"] = "linear"
+    ss_start: float = field(default=1.0, metadata={"min": 0.0, "max": 1.0})
+    ss_floor: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
+    ss_decay_steps: int = field(default=50_000, metadata={"min": 1})
+    # Guided attention loss (Tachibana et al. 2018): a deviation from the paper, used
+    # only by the small espeak configs so alignment is learned fast on a CPU.
+    guided_attention: bool = False
+    ga_weight: float = field(default=1.0, metadata={"min": 0.0})
+    ga_sigma: float = field(default=0.2, metadata={"min_exclusive": 0.0})
+    ga_decay_steps: int = field(default=10_000, metadata={"min": 1})
+    checkpoint_every: int = field(default=1000, metadata={"min": 1})
+    validate_every: int = field(default=1000, metadata={"min": 1})
+    log_every: int = field(default=100, metadata={"min": 1})
+    seed: int = 1234
+    strategy: Literal["default", "mirrored", "multiworker"] = "default"
+    mixed_precision: bool = False
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Teacher-student distillation (paper: section 3.3, equations 6-8)."""
+
+    lambda_: float = field(default=1.0, metadata=_key("lambda", min=0.0))
+    # Which decoder LSTM layers' outputs are distilled (0-based indices).
+    layers: list[int] = field(default_factory=lambda: [0, 1], metadata={"nonempty": True, "min": 0})
+    train_encoder: bool = False
+    student_init: Literal["teacher", "random"] = "teacher"
+    steps: int = field(default=150_000, metadata={"min": 1})
+    tune_lambda_min: float = field(default=0.01, metadata={"min_exclusive": 0.0})
+    tune_lambda_max: float = field(default=100.0, metadata={"min_exclusive": 0.0})
+    tune_learning_rate: bool = False
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Corpus layout, splits, sharding and batching."""
+
+    corpus_format: Literal["ljspeech", "databaker"] = "ljspeech"
+    # DataBaker: use the pinyin label line ("label") or re-derive pinyin from the Hanzi ("hanzi").
+    databaker_text: Literal["label", "hanzi"] = "label"
+    val_size: int = field(default=100, metadata={"min": 0})
+    test_size: int = field(default=100, metadata={"min": 0})
+    split_seed: int = 1234
+    shard_size: int = field(default=500, metadata={"min": 1})
+    max_text_len: int = field(default=300, metadata={"min": 1})
+    max_frames: int = field(default=1000, metadata={"min": 1})
+    shuffle_buffer: int = field(default=2000, metadata={"min": 1})
+    bucket_count: int = field(default=8, metadata={"min": 1})
+    corpus_size: int = field(default=3000, metadata={"min": 1})
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Robustness metrics and evaluation settings."""
+
+    skip_threshold: float = field(default=0.1, metadata={"min": 0.0, "max": 1.0})
+    repeat_tokens: int = field(default=2, metadata={"min": 1})
+    incomplete_tail_tokens: int = field(default=2, metadata={"min": 0})
+    asr_noise_dbfs: float = field(default=-50.0, metadata={"max": 0.0})
+    bootstrap_samples: int = field(default=1000, metadata={"min": 1})
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """TFLite export of the student."""
+
+    quantize: Literal["none", "dynamic", "float16"] = "none"
+    max_steps: int = field(default=1000, metadata={"min": 1})
+    tolerance: float = field(default=1e-4, metadata={"min_exclusive": 0.0})
+    alignments: bool = False
+
+
+SECTIONS: dict[str, type] = {
+    "audio": AudioConfig,
+    "text": TextConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "distill": DistillConfig,
+    "data": DataConfig,
+    "eval": EvalConfig,
+    "export": ExportConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration: one typed dataclass per section.
+
+    ``source`` records where it came from (a path, or ``<dict>``); it is not saved.
+    """
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    source: str = field(default="<defaults>", compare=False)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as plain TOML-ready data (TOML key names)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in SECTIONS:
+            section = getattr(self, name)
+            out[name] = {
+                _toml_name(f): _plain(getattr(section, f.name)) for f in dataclasses.fields(section)
+            }
+        return out
+
+    def to_toml(self) -> str:
+        """The resolved config as TOML text (loads back to an equal Config)."""
+        header = f"# Resolved tf_tacokd config (from {self.source})\n"
+        return header + tomli_w.dumps(self.to_dict())
+
+    def save(self, path: str | Path) -> Path:
+        """Write the resolved config (e.g. into a run directory) and return its path."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_toml(), encoding="utf-8")
+        return path
+
+    def hash(self) -> str:
+        """A short, stable hash of the resolved values (not of formatting or source)."""
+        return hashlib.sha256(tomli_w.dumps(self.to_dict()).encode()).hexdigest()[:16]
+
+    def replace(self, **sections: Any) -> "Config":
+        """A copy with whole sections replaced."""
+        return dataclasses.replace(self, **sections)
+
+
+# ---------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------
+
+
+def _toml_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("toml", f.name)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, typing.List):
+        (inner,) = get_args(tp)
+        return f"list of {_type_name(inner)}"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    return {int: "int", float: "float", bool: "bool", str: "string"}.get(tp, str(tp))
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "table"}
+    return f"{kind.get(type(value), type(value).__name__)} {value!r}"
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices and type(value) is type(choices[0]):
+            return value
+    elif origin in (list, typing.List):
+        (inner,) = get_args(tp)
+        if isinstance(value, list):
+            return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a programming error in the dataclasses above
+        raise TypeError(f"unsupported config annotation {tp!r} for {where}")
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {_describe(value)}")
+
+
+def _check_range(value: Any, meta: typing.Mapping[str, Any], where: str) -> None:
+    values = value if isinstance(value, list) else [value]
+    if meta.get("nonempty") and isinstance(value, list) and not value:
+        raise ConfigError(f"{where}: must not be empty")
+    for v in values:
+        if "min" in meta and v < meta["min"]:
+            raise ConfigError(f"{where}: must be >= {meta['min']}, got {v!r}")
+        if "max" in meta and v > meta["max"]:
+            raise ConfigError(f"{where}: must be <= {meta['max']}, got {v!r}")
+        if "min_exclusive" in meta and v <= meta["min_exclusive"]:
+            raise ConfigError(f"{where}: must be > {meta['min_exclusive']}, got {v!r}")
+        if "max_exclusive" in meta and v >= meta["max_exclusive"]:
+            raise ConfigError(f"{where}: must be < {meta['max_exclusive']}, got {v!r}")
+
+
+def _unknown(kind: str, name: str, known: typing.Iterable[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(
+        f"{where}: unknown {kind} {name!r}{hint}; known {kind}s: {', '.join(sorted(known))}"
+    )
+
+
+def _build_section(cls: type, values: dict[str, Any], base: Any, origin: str, section: str) -> Any:
+    hints = get_type_hints(cls)
+    by_toml = {_toml_name(f): f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{origin}: [{section}] {key}"
+        if key not in by_toml:
+            raise _unknown("key", key, by_toml, f"{origin}: [{section}]")
+        f = by_toml[key]
+        coerced = _coerce(value, hints[f.name], where)
+        _check_range(coerced, f.metadata, where)
+        kwargs[f.name] = coerced
+    return dataclasses.replace(base, **kwargs)
+
+
+def _cross_checks(cfg: Config, origin: str) -> None:
+    """Constraints that involve more than one key."""
+    a, t, m, d = cfg.audio, cfg.train, cfg.model, cfg.distill
+    if a.win_length > a.n_fft:
+        raise ConfigError(f"{origin}: [audio] win_length ({a.win_length}) must be <= n_fft ({a.n_fft})")
+    if a.fmax <= a.fmin or a.fmax > a.sample_rate / 2:
+        raise ConfigError(
+            f"{origin}: [audio] fmax must be in (fmin, sample_rate/2] = "
+            f"({a.fmin}, {a.sample_rate / 2}], got {a.fmax}"
+        )
+    if a.min_duration >= a.max_duration:
+        raise ConfigError(f"{origin}: [audio] min_duration must be < max_duration")
+    if t.final_learning_rate > t.learning_rate:
+        raise ConfigError(f"{origin}: [train] final_learning_rate must be <= learning_rate")
+    if t.ss_floor > t.ss_start:
+        raise ConfigError(f"{origin}: [train] ss_floor must be <= ss_start")
+    if d.tune_lambda_min >= d.tune_lambda_max:
+        raise ConfigError(f"{origin}: [distill] tune_lambda_min must be < tune_lambda_max")
+    if max(d.layers) >= m.decoder_lstm_layers:
+        raise ConfigError(
+            f"{origin}: [distill] layers {d.layers} name a decoder LSTM layer that does not exist "
+            f"(model.decoder_lstm_layers = {m.decoder_lstm_layers}; indices are 0-based)"
+        )
+    if m.min_decoder_steps >= m.max_decoder_steps:
+        raise ConfigError(f"{origin}: [model] min_decoder_steps must be < max_decoder_steps")
+
+
+def config_from_dict(data: dict[str, Any], origin: str = "<dict>", base: Config | None = None) -> Config:
+    """Validate TOML-shaped data (``{"section": {"key": value}}``) into a :class:`Config`.
+
+    Args:
+        data: parsed TOML.
+        origin: the file name used in error messages.
+        base: values not given in ``data`` come from here (default: :class:`Config` defaults).
+    """
+    base = base or Config()
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in SECTIONS:
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"{origin}: top-level key {name!r} is not inside a section; "
+                    f"put it under one of [{'], ['.join(SECTIONS)}]"
+                )
+            raise _unknown("section", name, SECTIONS, origin)
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: [{name}] must be a table of keys, got {_describe(values)}")
+        sections[name] = _build_section(SECTIONS[name], values, getattr(base, name), origin, name)
+    cfg = dataclasses.replace(base, **sections, source=origin)
+    _cross_checks(cfg, origin)
+    return cfg
+
+
+def _parse_override(text: str) -> tuple[str, str, Any]:
+    where = f"--set {text}"
+    if "=" not in text:
+        raise ConfigError(f"{where}: expected section.key=value (e.g. train.batch_size=16)")
+    dotted, raw = (s.strip() for s in text.split("=", 1))
+    if dotted.count(".") != 1:
+        raise ConfigError(f"{where}: expected section.key=value, got key {dotted!r}")
+    section, key = dotted.split(".")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # a bare word such as `zh` or `free_running` is a string
+    return section, key, value
+
+
+def apply_overrides(cfg: Config, overrides: typing.Sequence[str]) -> Config:
+    """Apply ``section.key=value`` overrides (values in TOML syntax; bare words are strings).
+
+    Each override is validated like a file entry; errors name the ``--set`` argument.
+    """
+    source = cfg.source
+    for text in overrides:
+        section, key, value = _parse_override(text)
+        cfg = config_from_dict({section: {key: value}}, origin=f"--set {text}", base=cfg)
+    return dataclasses.replace(cfg, source=source + "".join(f" --set {o}" for o in overrides))
+
+
+# ---------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------
+
+
+def _builtin_dirs() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    # Source checkout / editable install: <repo>/configs. Wheel: tf_tacokd/configs.
+    return [d for d in (here.parent / "configs", here / "configs") if d.is_dir()]
+
+
+def list_builtin_configs() -> list[str]:
+    """Names of the configs shipped in ``configs/`` (usable as ``--config NAME``)."""
+    names: set[str] = set()
+    for d in _builtin_dirs():
+        names.update(p.stem for p in d.glob("*.toml"))
+    return sorted(names)
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A path to an existing TOML file, or the name of a built-in config (``espeak_en``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.suffix != ".toml" and len(path.parts) == 1:
+        for d in _builtin_dirs():
+            candidate = d / f"{path.name}.toml"
+            if candidate.is_file():
+                return candidate
+    raise ConfigError(
+        f"config {str(name_or_path)!r} not found: give a path to a .toml file or one of the "
+        f"built-in names: {', '.join(list_builtin_configs())}"
+    )
+
+
+def load_config(name_or_path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
+    """Load a TOML config file (or built-in name), validate it and apply overrides.
+
+    Args:
+        name_or_path: a ``.toml`` path, or a built-in name such as ``"ljspeech_en"``.
+        overrides: ``section.key=value`` strings, as given to ``--set``.
+
+    Raises:
+        ConfigError: the file is missing, is not valid TOML, or has an unknown key or a
+            wrong type or value; the message names the file and the key.
+    """
+    path = resolve_config_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    cfg = config_from_dict(data, origin=str(path))
+    return apply_overrides(cfg, overrides)

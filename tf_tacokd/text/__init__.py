@@ -1,0 +1,138 @@
+"""Text front ends: raw text -> normalised text -> symbol ids.
+
+Pure Python (no TensorFlow import), so the TFLite demo and other tools can reuse it.
+
+Example:
+    >>> from tf_tacokd.text import TextFrontEnd
+    >>> fe = TextFrontEnd("zh")
+    >>> fe.process("银行行长").normalized
+    'yin2 hang2 hang2 zhang3'
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .english import normalize_english
+from .mandarin import normalize_mandarin
+from .symbols import EOS, PAD, SymbolTable, symbol_table
+
+if TYPE_CHECKING:
+    from ..config import TextConfig
+
+__all__ = [
+    "TextFrontEnd",
+    "Processed",
+    "UnknownCharacterWarning",
+    "SymbolTable",
+    "symbol_table",
+    "normalize_english",
+    "normalize_mandarin",
+    "PAD",
+    "EOS",
+]
+
+
+class UnknownCharacterWarning(UserWarning):
+    """Characters the front end cannot read were dropped."""
+
+
+@dataclass(frozen=True)
+class Processed:
+    """The stages of one text: what the user gave, what the model reads, and the ids."""
+
+    text: str
+    normalized: str
+    tokens: list[str]
+    ids: list[int]
+    dropped: list[str]
+
+
+class TextFrontEnd:
+    """Normalises text of one language and maps it to symbol ids.
+
+    Args:
+        language: "en" (characters) or "zh" (pinyin with tone digits, as characters).
+        strict: if True, unknown characters raise ``ValueError`` instead of being
+            dropped with an :class:`UnknownCharacterWarning`.
+        prosody_marks: Mandarin only; DataBaker ``#1``-``#4`` marks are removed
+            ("strip") or kept as pause symbols ("pause").
+        latin_in_mandarin: Mandarin only; Latin letters that are not pinyin are read by
+            their letter names ("spell") or dropped ("drop").
+
+    Example:
+        >>> TextFrontEnd("en").encode("Hi!")
+        [9, 10, 29, 1]
+    """
+
+    def __init__(
+        self,
+        language: Literal["en", "zh"] = "en",
+        strict: bool = False,
+        prosody_marks: Literal["strip", "pause"] = "strip",
+        latin_in_mandarin: Literal["spell", "drop"] = "spell",
+    ) -> None:
+        self.language = language
+        self.strict = strict
+        self.prosody_marks = prosody_marks
+        self.latin_in_mandarin = latin_in_mandarin
+        self.symbols: SymbolTable = symbol_table(language)
+
+    @classmethod
+    def from_config(cls, cfg: "TextConfig") -> "TextFrontEnd":
+        """Build the front end a :class:`~tf_tacokd.config.TextConfig` describes."""
+        return cls(cfg.language, cfg.strict, cfg.prosody_marks, cfg.latin_in_mandarin)
+
+    def get_config(self) -> dict[str, object]:
+        """Settings that reproduce this front end (for run directories and TFLite sidecars)."""
+        return {
+            "language": self.language,
+            "strict": self.strict,
+            "prosody_marks": self.prosody_marks,
+            "latin_in_mandarin": self.latin_in_mandarin,
+            "symbols": list(self.symbols.symbols),
+        }
+
+    def process(self, text: str) -> Processed:
+        """Normalise ``text`` and map it to ids (ending with the end-of-sequence id).
+
+        Raises:
+            TypeError: ``text`` is not a string.
+            ValueError: nothing pronounceable is left after normalisation, or (strict
+                mode) the text contains characters the front end cannot read.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if self.language == "en":
+            normalized, dropped = normalize_english(text)
+        else:
+            normalized, dropped = normalize_mandarin(
+                text, prosody_marks=self.prosody_marks, latin=self.latin_in_mandarin
+            )
+        if dropped:
+            listed = " ".join(f"{c!r} (U+{ord(c):04X})" for c in dropped)
+            message = f"{self.language} front end cannot read {listed} in {_quote(text)}"
+            if self.strict:
+                raise ValueError(message + "; remove them or use strict = false to drop them")
+            warnings.warn(message + "; dropped", UnknownCharacterWarning, stacklevel=2)
+        if not any(ch.isalpha() for ch in normalized):
+            raise ValueError(
+                f"nothing to pronounce in {_quote(text)}: it is empty after {self.language} "
+                f"normalisation (normalised: {normalized!r})"
+            )
+        tokens = self.symbols.tokens(normalized)
+        return Processed(text, normalized, tokens, self.symbols.encode(normalized), dropped)
+
+    def normalize(self, text: str) -> str:
+        """The normalised text the model reads."""
+        return self.process(text).normalized
+
+    def encode(self, text: str) -> list[int]:
+        """Symbol ids of ``text``, ending with the end-of-sequence id."""
+        return self.process(text).ids
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")

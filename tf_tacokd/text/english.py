@@ -1,0 +1,257 @@
+"""English text normalisation: raw text -> lower-case characters the model reads.
+
+Order of the rules (each one assumes the previous have run):
+Unicode compatibility forms -> currency -> abbreviations -> times -> phone-like
+digit runs -> percentages -> ordinals -> decimals -> years -> cardinals ->
+ASCII transliteration (unidecode) -> lower case -> symbols outside the table
+dropped -> whitespace collapsed.
+
+Example:
+    >>> normalize_english("Dr. Smith paid $5.50 at 7:07 on May 3rd, 1977.")[0]
+    'doctor smith paid five dollars, fifty cents at seven oh seven on may third, nineteen seventy-seven.'
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import inflect
+from unidecode import unidecode
+
+__all__ = ["normalize_english", "number_to_words", "year_to_words"]
+
+# Cardinals longer than this are read digit by digit (inflect stops at decillions,
+# and nobody reads a 40-digit number as a cardinal anyway).
+_MAX_CARDINAL_DIGITS = 15
+
+_ABBREVIATIONS = [
+    (re.compile(rf"\b{abbr}\.", re.IGNORECASE), expansion)
+    for abbr, expansion in [
+        ("mrs", "misses"),
+        ("mr", "mister"),
+        ("ms", "miss"),
+        ("dr", "doctor"),
+        ("drs", "doctors"),
+        ("st", "saint"),
+        ("co", "company"),
+        ("jr", "junior"),
+        ("sr", "senior"),
+        ("maj", "major"),
+        ("gen", "general"),
+        ("rev", "reverend"),
+        ("lt", "lieutenant"),
+        ("hon", "honorable"),
+        ("sgt", "sergeant"),
+        ("capt", "captain"),
+        ("col", "colonel"),
+        ("esq", "esquire"),
+        ("ltd", "limited"),
+        ("ft", "fort"),
+        ("prof", "professor"),
+        ("mt", "mount"),
+        ("no", "number"),
+        ("vs", "versus"),
+        ("etc", "et cetera"),
+    ]
+] + [
+    (re.compile(r"\be\.g\.", re.IGNORECASE), "for example"),
+    (re.compile(r"\bi\.e\.", re.IGNORECASE), "that is"),
+]
+# "No." only means "number" before a digit ("No. 5"), not at the end of "Say no."
+_ABBREVIATIONS = [
+    (re.compile(r"\bno\.(?=\s*\d)", re.IGNORECASE), "number") if exp == "number" else (pat, exp)
+    for pat, exp in _ABBREVIATIONS
+]
+
+_CURRENCIES = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "¥": ("yen", "yen", "sen", "sen"),
+}
+_CURRENCY_RE = re.compile(r"([$£€¥])\s?(\d[\d,]*)(?:\.(\d+))?(?:\s?(thousand|million|billion|trillion)\b)?")
+_TIME_RE = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?:\s?([ap])\.?\s?m\b\.?)?", re.IGNORECASE)
+_PHONE_RE = re.compile(
+    r"(?<![\d.,])(?:\+\d{1,3}[\s-]?)?(?:\(\d{2,4}\)\s?|\d{2,4}[\s.-])\d{3,4}[.-]\d{3,4}(?![\d])"
+    r"|(?<![\d.,])\d{3}-\d{4}(?![\d-])"
+)
+_LEADING_ZERO_RE = re.compile(r"(?<![\d.,])0\d+(?![\d.,]\d)")
+_COMMA_NUMBER_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+_ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
+_DECIMAL_RE = re.compile(r"(\d*)\.(\d+)")
+_NUMBER_RE = re.compile(r"\d+")
+_FRACTION_RE = re.compile(r"(?<![\d/])(\d+)/([2-9]|10)(?![\d/])")
+_WS_RE = re.compile(r"\s+")
+
+_DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@lru_cache(maxsize=1)
+def _engine() -> inflect.engine:
+    return inflect.engine()
+
+
+def _digits(text: str, zero: str = "zero") -> str:
+    return " ".join(zero if d == "0" else _DIGITS[int(d)] for d in text if d.isdigit())
+
+
+def number_to_words(n: int | str) -> str:
+    """A cardinal in words: ``123`` -> ``"one hundred twenty-three"``.
+
+    Very long digit strings are read digit by digit.
+    """
+    text = str(n).lstrip("+")
+    negative = text.startswith("-")
+    text = text.lstrip("-").lstrip("0") or "0"
+    if len(text) > _MAX_CARDINAL_DIGITS:
+        words = _digits(text)
+    else:
+        words = _engine().number_to_words(int(text), andword="").replace(",", "")
+    return f"minus {words}" if negative else words
+
+
+def year_to_words(year: int) -> str:
+    """A year as people say it: 1977 -> nineteen seventy-seven, 2005 -> two thousand five."""
+    if 2000 <= year < 2010 or year % 1000 == 0:
+        return number_to_words(year)
+    hi, lo = divmod(year, 100)
+    if lo == 0:
+        return f"{number_to_words(hi)} hundred"
+    if lo < 10:
+        return f"{number_to_words(hi)} oh {number_to_words(lo)}"
+    return f"{number_to_words(hi)} {number_to_words(lo)}"
+
+
+def _currency(m: re.Match[str]) -> str:
+    one, many, sub_one, sub_many = _CURRENCIES[m.group(1)]
+    whole = int(m.group(2).replace(",", "") or 0)
+    scale = m.group(4)
+    if scale:  # $5.5 million -> five point five million dollars
+        amount = number_to_words(whole) + (f" point {_digits(m.group(3))}" if m.group(3) else "")
+        return f" {amount} {scale} {many} "
+    cents = int((m.group(3) or "0")[:2].ljust(2, "0"))
+    parts = []
+    if whole or not cents:
+        parts.append(f"{number_to_words(whole)} {one if whole == 1 else many}")
+    if cents:
+        parts.append(f"{number_to_words(cents)} {sub_one if cents == 1 else sub_many}")
+    return " " + ", ".join(parts) + " "
+
+
+def _time(m: re.Match[str]) -> str:
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if minute == 0:
+        words = f"{number_to_words(hour)} o'clock" if not m.group(3) else number_to_words(hour)
+    elif minute < 10:
+        words = f"{number_to_words(hour)} oh {number_to_words(minute)}"
+    else:
+        words = f"{number_to_words(hour)} {number_to_words(minute)}"
+    if m.group(3):
+        words += f" {m.group(3).lower()} m"
+    return f" {words} "
+
+
+def _phone(m: re.Match[str]) -> str:
+    groups = re.findall(r"\d+", m.group(0))
+    return " " + ", ".join(_digits(g, zero="oh") for g in groups) + " "
+
+
+def _ordinal(m: re.Match[str]) -> str:
+    words = _engine().number_to_words(_engine().ordinal(int(m.group(1))), andword="")
+    return f" {words.replace(',', '')} "
+
+
+def _decimal(m: re.Match[str]) -> str:
+    whole = number_to_words(m.group(1)) if m.group(1) else "zero"
+    return f" {whole} point {_digits(m.group(2))} "
+
+
+def _fraction(m: re.Match[str]) -> str:
+    num, den = int(m.group(1)), int(m.group(2))
+    name = "half" if den == 2 else _engine().ordinal(number_to_words(den))
+    if den == 4:
+        name = "quarter"
+    return f" {number_to_words(num)} {name if num == 1 else _engine().plural(name)} "
+
+
+def _cardinal_or_year(m: re.Match[str]) -> str:
+    text = m.group(0)
+    value = int(text)
+    if len(text) == 4 and 1000 < value < 2100:
+        return f" {year_to_words(value)} "
+    return f" {number_to_words(text)} "
+
+
+def _expand_numbers(text: str) -> str:
+    text = _CURRENCY_RE.sub(_currency, text)
+    text = _TIME_RE.sub(_time, text)
+    text = _PHONE_RE.sub(_phone, text)
+    text = _COMMA_NUMBER_RE.sub("", text)
+    text = _LEADING_ZERO_RE.sub(lambda m: " " + _digits(m.group(0), zero="oh") + " ", text)
+    text = _PERCENT_RE.sub(lambda m: f"{m.group(1)} percent ", text)
+    text = _ORDINAL_RE.sub(_ordinal, text)
+    text = _DECIMAL_RE.sub(_decimal, text)
+    text = _FRACTION_RE.sub(_fraction, text)
+    # "-5" is minus five at the start of a word, but "1-2" is a range: keep the hyphen.
+    text = re.sub(r"(?<![\w])-(?=\d)", " minus ", text)
+    return _NUMBER_RE.sub(_cardinal_or_year, text)
+
+
+# Characters that carry no sound of their own: removed silently, or mapped to a pause.
+_SILENT_CHARS = '"`*_#~'
+_SILENT = str.maketrans({c: " " for c in _SILENT_CHARS})
+_TO_PAUSE = str.maketrans({c: " , " for c in "()[]{}"} | {"/": " "})
+_WORDS = [("&", " and "), ("+", " plus "), ("@", " at "), ("=", " equals ")]
+
+
+def normalize_english(text: str, allowed: frozenset[str] | None = None) -> tuple[str, list[str]]:
+    """Normalise English text.
+
+    Args:
+        text: any Unicode string.
+        allowed: the characters the symbol table accepts (default: letters, space and
+            the prosody punctuation ``, . ? ! ; : -`` plus the apostrophe).
+
+    Returns:
+        ``(normalised, dropped)``: the normalised text and the characters that were
+        dropped because nothing could be made of them (in order of appearance).
+    """
+    from .symbols import symbol_table
+
+    allowed = allowed or frozenset(symbol_table("en").symbols[2:])
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u2044", "/")
+    for pattern, expansion in _ABBREVIATIONS:
+        text = pattern.sub(expansion, text)
+    text = _expand_numbers(text)
+    for symbol, word in _WORDS:
+        text = text.replace(symbol, word)
+    text = text.replace("%", " percent ")
+    dropped: dict[str, None] = {}
+    out = []
+    for ch in text:
+        category = unicodedata.category(ch)
+        if ch.isspace() or category in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+            out.append(" ")
+            continue
+        if category.startswith("M"):  # combining marks left after NFKC carry no sound
+            continue
+        raw = ch if ch.isascii() else unidecode(ch)
+        ascii_ = raw.translate(_SILENT).translate(_TO_PAUSE).lower()
+        # unidecode spells a few symbols with digits (superscripts, some fractions)
+        ascii_ = _NUMBER_RE.sub(lambda m: " " + number_to_words(m.group(0)) + " ", ascii_)
+        if not raw.strip() or any(c not in allowed and not c.isspace() for c in ascii_):
+            dropped.setdefault(ch, None)
+        out.append("".join(c if c in allowed else " " for c in ascii_))
+    text = _WS_RE.sub(" ", "".join(out))
+    # tidy pauses: no space before punctuation, no run of commas, nothing dangling at the start
+    text = re.sub(r"\s+([,.;:?!])", r"\1", text)
+    text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text)
+    text = re.sub(r"-{2,}", "-", text)
+    # "fifth -floor" -> "fifth-floor"; a spaced dash ("here - there") stays a pause
+    text = re.sub(r"(?<=\w)(?:\s+-(?=\w)|-\s+(?=\w))", "-", text)
+    text = re.sub(r"^[\s,;:.-]+", "", text).strip()
+    return text, list(dropped)
