@@ -14,7 +14,8 @@ Rules, in order:
   liu4 nian2), phone numbers (11+ digits, or 010-12345678) one by one with 1 as
   yao1, numbers with a leading zero one by one, decimals,
   percentages, times (7:30 -> qi1 dian3 san1 shi2 fen1), ranges (3-5 -> san1 dao4
-  wu3), negative numbers, and otherwise as quantities (138 -> yi1 bai3 san1 shi2 ba1).
+  wu3), negative numbers, and otherwise as quantities (138 -> yi1 bai3 san1 shi2 ba1),
+  always with citation tones.
 - Hanzi go through pypinyin (``Style.TONE3``), phrase-aware, so polyphones follow
   their words (银行行长 -> yin2 hang2 hang2 zhang3).
 - Latin letters that are not pinyin are spelled with their Mandarin letter names
@@ -47,6 +48,16 @@ _LETTER_NAMES = {
     "m": "ai2 mu5", "n": "en1", "o": "ou1", "p": "pi4", "q": "qiu1", "r": "a4",
     "s": "ai2 si1", "t": "ti4", "u": "you1", "v": "wei1", "w": "da2 bu5 liu5",
     "x": "ai2 ke4 si1", "y": "wai4", "z": "zei4",
+}  # fmt: skip
+
+# Numbers are read with citation tones from this table rather than through pypinyin,
+# whose phrase dictionary writes the sandhi of 一 in some words (一百 yi4) and not
+# others: a number in digits reads the same way wherever it stands.
+_NUMBER_PINYIN = {
+    "零": "ling2", "一": "yi1", "幺": "yao1", "二": "er4", "两": "liang3", "三": "san1",
+    "四": "si4", "五": "wu3", "六": "liu4", "七": "qi1", "八": "ba1", "九": "jiu3",
+    "十": "shi2", "百": "bai3", "千": "qian1", "万": "wan4", "亿": "yi4", "点": "dian3",
+    "负": "fu4", "分": "fen1", "之": "zhi1", "整": "zheng3", "到": "dao4",
 }  # fmt: skip
 
 _PUNCT_MAP = {
@@ -214,6 +225,10 @@ def normalize_mandarin(
             words.extend(_hanzi_to_pinyin("".join(han_run), unknown))
             han_run.clear()
 
+    def number(hanzi: str) -> None:
+        flush()
+        words.extend(_NUMBER_PINYIN[ch] for ch in hanzi)
+
     for m in _TOKEN_RE.finditer(text):
         kind, value = m.lastgroup, m.group(m.lastgroup or 0)
         if kind == "tone":  # the named tone group closes a latin match
@@ -223,17 +238,17 @@ def normalize_mandarin(
             if prosody_marks == "pause":
                 words.append(value)
         elif kind == "time":
-            han_run.append(_time_hanzi(value))
+            number(_time_hanzi(value))
         elif kind == "phone":
-            han_run.append(_digits_hanzi(value, one="幺"))
+            number(_digits_hanzi(value, one="幺"))
         elif kind == "year":
-            han_run.append(_digits_hanzi(value))
+            number(_digits_hanzi(value))
         elif kind == "range":
-            han_run.append(_number_hanzi(value) + "到")
+            number(_number_hanzi(value) + "到")
         elif kind == "neg":
-            han_run.append("负")
+            number("负")
         elif kind == "num":
-            han_run.append(_number_hanzi(value))
+            number(_number_hanzi(value))
         elif kind == "han":
             han_run.append(value)
         elif kind == "latin":
@@ -248,7 +263,7 @@ def normalize_mandarin(
                 else:
                     unknown.setdefault(ch, None)
             if tone:  # a digit after letters that do not form pinyin: read as a number
-                han_run.append(_DIGITS[int(tone)])
+                number(_DIGITS[int(tone)])
         elif kind == "space":
             flush()
         else:  # a single other character

@@ -1,0 +1,131 @@
+"""The tacokd command line: help texts, text, config and the main job."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+
+from .conftest import requires_espeak
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield (*prefix, name), cmd
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, (*prefix, name))
+
+
+def test_top_level_help_lists_commands() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for name in ("run", "text", "config"):
+        assert name in result.output
+    assert "teacher" in result.output and "student" in result.output
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _commands(main)], ids=" ".join)
+def test_every_subcommand_has_useful_help(path: tuple[str, ...]) -> None:
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0
+    assert "Usage: " in result.output
+    body = result.output.split("\n\n", 2)[1]
+    assert len(body.strip()) > 20, f"`tacokd {' '.join(path)} --help` says too little: {body!r}"
+
+
+def test_version() -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0 and "tacokd, version" in result.output
+
+
+def test_text_english_shows_normalised_symbols_and_ids() -> None:
+    result = invoke("text", "Dr. Smith paid $5.50.", "--lang", "en")
+    assert result.exit_code == 0
+    assert "normalized: doctor smith paid five dollars, fifty cents." in result.output
+    ids_line = next(ln for ln in result.output.splitlines() if ln.startswith("ids:"))
+    ids = [int(x) for x in ids_line.split()[1:]]
+    assert ids[-1] == 1 and len(ids) == len("doctor smith paid five dollars, fifty cents.") + 1
+
+
+def test_text_mandarin() -> None:
+    result = invoke("text", "银行行长", "--lang", "zh")
+    assert result.exit_code == 0
+    assert "normalized: yin2 hang2 hang2 zhang3" in result.output
+
+
+def test_text_warns_about_unknown_characters_and_strict_fails() -> None:
+    result = CliRunner().invoke(main, ["text", "hi ☃"])
+    assert result.exit_code == 0 and "cannot read '☃'" in result.output
+    result = CliRunner().invoke(main, ["text", "hi ☃", "--strict"])
+    assert result.exit_code == 1 and "Error:" in result.output and "'☃'" in result.output
+
+
+def test_text_empty_is_a_clean_error() -> None:
+    result = CliRunner().invoke(main, ["text", "..."])
+    assert result.exit_code == 1
+    assert "Error: nothing to pronounce in '...'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_config_show_resolves_and_writes(tmp_path: Path) -> None:
+    out = tmp_path / "resolved.toml"
+    result = invoke("config", "show", "tiny_en", "--set", "train.steps=3", "--out", str(out))
+    assert result.exit_code == 0
+    assert "steps = 3" in result.output and out.is_file()
+
+
+def test_config_errors_are_clean_messages(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model]\nprenet_units = 3\n")
+    result = CliRunner().invoke(main, ["config", "show", str(bad)])
+    assert result.exit_code == 1
+    assert f"Error: {bad}: [model] prenet_units: expected list of int, got int 3" in result.output
+    result = CliRunner().invoke(main, ["config", "show", "tiny_en", "--set", "train.nope=1"])
+    assert result.exit_code == 1 and "unknown key 'nope'" in result.output
+
+
+def test_config_list_names_builtins() -> None:
+    result = invoke("config", "list")
+    assert result.exit_code == 0
+    for name in ("ljspeech_en", "databaker_zh", "espeak_en", "espeak_zh", "tiny_en"):
+        assert name in result.output
+
+
+@requires_espeak
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_main_job_runs_as_far_as_the_pipeline_goes_and_resumes(tmp_path: Path, lang: str) -> None:
+    workdir = tmp_path / lang
+    result = invoke("run", "--lang", lang, "--workdir", str(workdir))
+    assert result.exit_code == 0, result.output
+    assert "Not in this version of tf_tacokd yet" in result.output
+    assert (workdir / "config.toml").is_file() and (workdir / "text_frontend.tsv").is_file()
+    symbols = json.loads((workdir / "symbols.json").read_text())
+    assert symbols["language"] == lang
+    state = json.loads((workdir / "state.json").read_text())
+    assert {"config", "text"} <= set(state["done"])
+    again = invoke("run", "--lang", lang, "--workdir", str(workdir))
+    assert again.exit_code == 0 and "already done" in again.output
+    changed = invoke("run", "--lang", lang, "--workdir", str(workdir), "--set", "train.steps=5")
+    assert "config changed" in changed.output
+
+
+def test_main_job_rejects_config_of_other_language(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--lang", "en", "--config", "espeak_zh",
+                                       "--workdir", str(tmp_path)])
+    assert result.exit_code == 1 and "not 'en'" in result.output
+
+
+def test_main_job_explains_missing_espeak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tf_tacokd.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline.shutil, "which", lambda name: None)
+    result = CliRunner().invoke(main, ["run", "--workdir", str(tmp_path)])
+    assert result.exit_code == 1 and "apt-get install espeak-ng" in result.output
