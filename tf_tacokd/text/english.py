@@ -80,6 +80,8 @@ _PHONE_RE = re.compile(
 _LEADING_ZERO_RE = re.compile(r"(?<![\d.,])0\d+(?![\d.,]\d)")
 _COMMA_NUMBER_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+_DECADE_RE = re.compile(r"(?:'|\b(1[1-9]|20)|\b)(\d)0s\b")
+_PLURAL_NUMBER_RE = re.compile(r"\b([1-9]\d*)s\b")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
 _DECIMAL_RE = re.compile(r"(\d*)\.(\d+)")
 _NUMBER_RE = re.compile(r"\d+")
@@ -159,6 +161,26 @@ def _phone(m: re.Match[str]) -> str:
     return " " + ", ".join(_digits(g, zero="oh") for g in groups) + " "
 
 
+def _decade(m: re.Match[str]) -> str:
+    """1980s -> nineteen eighties, '80s and 80s -> eighties, 2000s -> two thousands."""
+    tens = int(m.group(2))
+    if m.group(1) is None:
+        if tens == 0:
+            return m.group(0)
+        words = number_to_words(tens * 10)
+    else:
+        words = year_to_words(int(m.group(1) + m.group(2) + "0"))
+    head, _, last = words.rpartition(" ")
+    return f" {head} {_engine().plural(last)} "
+
+
+def _plural_number(m: re.Match[str]) -> str:
+    """100s -> hundreds, 1000s -> thousands, 747s -> seven hundred forty-sevens."""
+    words = number_to_words(m.group(1)).removeprefix("one ") if m.group(1) in ("100", "1000", "1000000") else number_to_words(m.group(1))
+    head, _, last = words.rpartition(" ")
+    return f" {head} {_engine().plural(last)} "
+
+
 def _ordinal(m: re.Match[str]) -> str:
     words = _engine().number_to_words(_engine().ordinal(int(m.group(1))), andword="")
     return f" {words.replace(',', '')} "
@@ -192,6 +214,8 @@ def _expand_numbers(text: str) -> str:
     text = _COMMA_NUMBER_RE.sub("", text)
     text = _LEADING_ZERO_RE.sub(lambda m: " " + _digits(m.group(0), zero="oh") + " ", text)
     text = _PERCENT_RE.sub(lambda m: f"{m.group(1)} percent ", text)
+    text = _DECADE_RE.sub(_decade, text)
+    text = _PLURAL_NUMBER_RE.sub(_plural_number, text)
     text = _ORDINAL_RE.sub(_ordinal, text)
     text = _DECIMAL_RE.sub(_decimal, text)
     text = _FRACTION_RE.sub(_fraction, text)

@@ -167,9 +167,12 @@ def _pinyin_syllables() -> frozenset[str]:
 
 
 def is_pinyin_syllable(text: str) -> bool:
-    """True for one pinyin syllable with a tone digit, such as ``zhang3`` or ``lv4``."""
+    """True for one pinyin syllable with a tone digit, such as ``zhang3``, ``lv4`` or ``nar3``."""
     text = text.lower().replace("ü", "v")
-    return bool(re.fullmatch(r"[a-z]+[1-5]", text)) and text[:-1] in _pinyin_syllables()
+    if not re.fullmatch(r"[a-z]+[1-5]", text):
+        return False
+    base = text[:-1]  # erhua may be written into the syllable: "nar3", "huar1"
+    return base in _pinyin_syllables() or (base.endswith("r") and base[:-1] in _pinyin_syllables())
 
 
 def _hanzi_to_pinyin(text: str, unknown: dict[str, None]) -> list[str]:
