@@ -27,7 +27,7 @@ def _commands(group, prefix=()):
 def test_top_level_help_lists_commands() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for name in ("run", "text", "config"):
+    for name in ("run", "text", "config", "make-corpus", "preprocess"):
         assert name in result.output
     assert "teacher" in result.output and "student" in result.output
 
@@ -103,18 +103,44 @@ def test_config_list_names_builtins() -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_main_job_runs_as_far_as_the_pipeline_goes_and_resumes(tmp_path: Path, lang: str) -> None:
     workdir = tmp_path / lang
-    result = invoke("run", "--lang", lang, "--workdir", str(workdir))
+    args = ["run", "--lang", lang, "--workdir", str(workdir), "--config", f"tiny_{lang}"]
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "Not in this version of tf_tacokd yet" in result.output
     assert (workdir / "config.toml").is_file() and (workdir / "text_frontend.tsv").is_file()
     symbols = json.loads((workdir / "symbols.json").read_text())
     assert symbols["language"] == lang
     state = json.loads((workdir / "state.json").read_text())
-    assert {"config", "text"} <= set(state["done"])
-    again = invoke("run", "--lang", lang, "--workdir", str(workdir))
-    assert again.exit_code == 0 and "already done" in again.output
-    changed = invoke("run", "--lang", lang, "--workdir", str(workdir), "--set", "train.steps=5")
-    assert "config changed" in changed.output
+    assert {"config", "text", "corpus", "preprocess"} <= set(state["done"])
+    manifest = json.loads((workdir / "data" / "manifest.json").read_text())
+    assert sum(manifest["counts"].values()) + manifest["rejected"] == 24
+    again = invoke(*args)
+    assert again.exit_code == 0 and again.output.count("already done") == 4
+    changed = invoke(*args, "--set", "train.steps=5")
+    assert "config changed" in changed.output and changed.exit_code == 0
+
+
+@requires_espeak
+def test_make_corpus_command(tmp_path: Path) -> None:
+    result = invoke("make-corpus", "--lang", "zh", "--out", str(tmp_path / "c"), "--size", "3")
+    assert result.exit_code == 0, result.output
+    assert "3 utterances" in result.output and (tmp_path / "c" / "ProsodyLabeling").is_dir()
+
+
+def test_preprocess_command_reports_rejections_and_strict_fails(tmp_path: Path) -> None:
+    from .conftest import make_ljspeech
+
+    bad = make_ljspeech(tmp_path / "corpus")
+    args = ["preprocess", "--config", "tiny_en", "--corpus", str(tmp_path / "corpus"),
+            "--set", "data.val_size=1", "--set", "data.test_size=1"]
+    result = invoke(*args, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert f"{len(bad)} items rejected, listed in {tmp_path / 'out' / 'rejected.tsv'}" in result.output
+    strict = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "strict"), "--strict"])
+    assert strict.exit_code == 1 and "Error: --strict:" in strict.output and "BAD-missing" in strict.output
+    missing = CliRunner().invoke(main, ["preprocess", "--config", "tiny_en", "--corpus",
+                                        str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
 
 
 def test_main_job_rejects_config_of_other_language(tmp_path: Path) -> None:

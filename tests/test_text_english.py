@@ -36,6 +36,11 @@ def norm(text: str) -> str:
         ("in 2005", "in two thousand five"),
         ("in 2010", "in twenty ten"),
         ("in 2000", "in two thousand"),
+        # decades and plural numbers
+        ("the 1980s", "the nineteen eighties"),
+        ("an '80s song", "an eighties song"),
+        ("the 70s", "the seventies"),
+        ("100s of them", "hundreds of them"),
         # currency
         ("$5.50", "five dollars, fifty cents"),
         ("$1", "one dollar"),

@@ -99,6 +99,35 @@ def _stage_check(ctx: Context) -> str:
     return f"{espeak}; voice {ESPEAK_VOICES[ctx.lang]}; tensorflow {tf_version}"
 
 
+def _stage_corpus(ctx: Context) -> str:
+    import click
+
+    from .data.corpora import make_corpus
+
+    size = ctx.config.data.corpus_size
+    with click.progressbar(length=size, label="    espeak-ng") as bar:
+        summary = make_corpus(ctx.lang, ctx.workdir / "corpus", size=size,  # type: ignore[arg-type]
+                              seed=ctx.config.data.split_seed, progress=bar.update)
+    skipped = f", {len(summary.skipped)} sentences skipped" if summary.skipped else ""
+    return f"{summary.count} utterances, {summary.hours:.2f} h of audio{skipped}"
+
+
+def _stage_preprocess(ctx: Context) -> str:
+    import os
+
+    import click
+
+    from .data.preprocess import preprocess
+
+    size = ctx.config.data.corpus_size
+    with click.progressbar(length=size, label="    features") as bar:
+        report = preprocess(ctx.config, ctx.workdir / "corpus", ctx.workdir / "data",
+                            workers=min(2, os.cpu_count() or 1), overwrite=True, progress=bar.update)
+    c = report.counts
+    return (f"train {c['train']} / val {c['val']} / test {c['test']} utterances, "
+            f"{sum(report.hours.values()):.2f} h, {len(report.rejected)} rejected")
+
+
 def _stage_config(ctx: Context) -> str:
     path = ctx.config.save(ctx.workdir / "config.toml")
     return f"resolved config saved to {path}"
@@ -123,8 +152,8 @@ STAGES: list[Stage] = [
     Stage("check", "check espeak-ng, its voice and TensorFlow", _stage_check, always=True),
     Stage("config", "resolve the espeak config into the work directory", _stage_config),
     Stage("text", "text front end on sample and hard sentences", _stage_text),
-    Stage("corpus", "build the built-in espeak-ng corpus (tacokd make-corpus)", None),
-    Stage("preprocess", "log-mel features and TFRecord shards (tacokd preprocess)", None),
+    Stage("corpus", "build the built-in espeak-ng corpus (tacokd make-corpus)", _stage_corpus),
+    Stage("preprocess", "log-mel features and TFRecord shards (tacokd preprocess)", _stage_preprocess),
     Stage("teacher", "train the teacher Tacotron2 with teacher forcing (tacokd train)", None),
     Stage("student", "distil the free-running student, lambda = 1.0 (tacokd distill)", None),
     Stage("evaluate", "skips/repeats/WER on the built-in hard set (tacokd evaluate)", None),
