@@ -150,8 +150,8 @@ def test_main_job_rejects_config_of_other_language(tmp_path: Path) -> None:
 
 
 def test_main_job_explains_missing_espeak(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tf_tacokd.pipeline as pipeline
+    import tf_tacokd.data.corpora as corpora
 
-    monkeypatch.setattr(pipeline.shutil, "which", lambda name: None)
+    monkeypatch.setattr(corpora.shutil, "which", lambda name: None)
     result = CliRunner().invoke(main, ["run", "--workdir", str(tmp_path)])
     assert result.exit_code == 1 and "apt-get install espeak-ng" in result.output

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from .config import Config, load_config
+from .data.corpora import ESPEAK_VOICES, EspeakMissingError, check_espeak_voice
 from .text import TextFrontEnd
 
-__all__ = ["run_pipeline", "check_espeak", "SAMPLE_SENTENCES", "Stage", "STAGES"]
+__all__ = ["run_pipeline", "SAMPLE_SENTENCES", "Stage", "STAGES", "PipelineError"]
 
 #: A few sentences per language, easy and hard (the paper's out-of-domain categories).
 SAMPLE_SENTENCES = {
@@ -41,10 +40,6 @@ SAMPLE_SENTENCES = {
         "我有138个苹果，打电话13800138000。",
     ],
 }
-
-#: The espeak-ng voice of each language. Never plain ``cmn``: it reads tone digits as English.
-ESPEAK_VOICES = {"en": "en-us", "zh": "cmn-latn-pinyin"}
-
 
 class PipelineError(RuntimeError):
     """A stage of the main job failed; the message says what to do."""
@@ -70,31 +65,11 @@ class Stage:
     always: bool = False  # re-run every time (checks of the machine), never cached
 
 
-def check_espeak(lang: str) -> str:
-    """The espeak-ng version, after checking the voice of ``lang`` is installed.
-
-    Raises:
-        PipelineError: espeak-ng or the voice is missing; the message says how to install it.
-    """
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise PipelineError(
-            "espeak-ng is not installed; it makes the built-in corpus. Install it with "
-            "`apt-get install espeak-ng` (Debian/Ubuntu) and run again."
-        )
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
-    voices = subprocess.run([exe, "--voices"], capture_output=True, text=True, check=False)
-    voice = ESPEAK_VOICES[lang]
-    if not any(line.split()[1:2] == [voice] for line in voices.stdout.splitlines()[1:]):
-        raise PipelineError(
-            f"espeak-ng has no voice {voice!r} (needed for lang={lang}); install the full "
-            "espeak-ng-data package (`apt-get install espeak-ng-data`)."
-        )
-    return version.stdout.strip().split(" Data")[0]
-
-
 def _stage_check(ctx: Context) -> str:
-    espeak = check_espeak(ctx.lang)
+    try:
+        espeak = check_espeak_voice(ctx.lang)
+    except EspeakMissingError as e:
+        raise PipelineError(str(e)) from None
     tf_version = importlib.metadata.version("tensorflow")
     return f"{espeak}; voice {ESPEAK_VOICES[ctx.lang]}; tensorflow {tf_version}"
 

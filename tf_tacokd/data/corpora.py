@@ -85,6 +85,17 @@ class CorpusListing:
     utterances: list[Utterance] = field(default_factory=list)
     rejected: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    _ids: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, u: Utterance) -> None:
+        """Keep ``u`` unless its id was seen before or its audio file is missing."""
+        if u.id in self._ids:
+            self.rejected.append(Problem(u.source, u.id, "duplicate id"))
+        elif not u.audio_path.is_file():
+            self.rejected.append(Problem(u.source, u.id, f"missing audio file {u.audio_path}"))
+        else:
+            self._ids.add(u.id)
+            self.utterances.append(u)
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -115,7 +126,6 @@ def read_ljspeech(root: str | Path) -> CorpusListing:
     meta = root / "metadata.csv"
     if not meta.is_file():
         raise FileNotFoundError(f"{meta}: no metadata.csv; is {root} an LJSpeech-layout corpus?")
-    seen: set[str] = set()
     for n, line in enumerate(_read_lines(meta), 1):
         where = f"{meta}:{n}"
         if not line.strip():
@@ -138,15 +148,7 @@ def read_ljspeech(root: str | Path) -> CorpusListing:
         if not text:
             listing.rejected.append(Problem(where, item, "empty text"))
             continue
-        if item in seen:
-            listing.rejected.append(Problem(where, item, "duplicate id"))
-            continue
-        wav = root / "wavs" / f"{item}.wav"
-        if not wav.is_file():
-            listing.rejected.append(Problem(where, item, f"missing audio file {wav}"))
-            continue
-        seen.add(item)
-        listing.utterances.append(Utterance(item, text, wav, raw, where))
+        listing.add(Utterance(item, text, root / "wavs" / f"{item}.wav", raw, where))
     return listing
 
 
@@ -180,7 +182,6 @@ def read_databaker(root: str | Path, text: Literal["label", "hanzi"] = "label") 
     files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{label_dir}: no label files; is {root} a DataBaker-layout corpus?")
-    seen: set[str] = set()
     for path in files:
         lines = _read_lines(path)
         i = 0
@@ -203,17 +204,8 @@ def read_databaker(root: str | Path, text: Literal["label", "hanzi"] = "label") 
             if problem:
                 listing.rejected.append(problem)
                 continue
-            if item in seen:
-                listing.rejected.append(Problem(where, item, "duplicate id"))
-                continue
-            wav = root / "Wave" / f"{item}.wav"
-            if not wav.is_file():
-                listing.rejected.append(Problem(where, item, f"missing audio file {wav}"))
-                continue
-            seen.add(item)
-            listing.utterances.append(
-                Utterance(item, pinyin_line.strip() if text == "label" else hanzi, wav, hanzi, where)
-            )
+            chosen = pinyin_line.strip() if text == "label" else hanzi
+            listing.add(Utterance(item, chosen, root / "Wave" / f"{item}.wav", hanzi, where))
     return listing
 
 
@@ -412,8 +404,9 @@ def _espeak(voice: str, text: str, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def check_espeak_voice(lang: str) -> None:
-    """Raise :class:`EspeakMissingError` with install instructions if espeak-ng or the voice is missing."""
+def check_espeak_voice(lang: str) -> str:
+    """The espeak-ng version; :class:`EspeakMissingError` with install instructions if
+    espeak-ng or the voice of ``lang`` is missing."""
     if shutil.which("espeak-ng") is None:
         raise EspeakMissingError(
             "espeak-ng is not installed; it makes the built-in corpus. Install it with "
@@ -426,6 +419,8 @@ def check_espeak_voice(lang: str) -> None:
             f"espeak-ng has no voice {voice!r} (needed for lang={lang}); install the full "
             "espeak-ng-data package (`apt-get install espeak-ng-data`)."
         )
+    version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True, check=False)
+    return " ".join(version.stdout.split(" Data")[0].split())
 
 
 def make_corpus(
