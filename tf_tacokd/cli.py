@@ -200,6 +200,82 @@ def _print_preprocess_report(report) -> None:
                    f"{report.notes[0].reason})")
 
 
+@main.command("train")
+@click.option("--config", "config", required=True, help=CONFIG_HELP)
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Preprocessed data directory (tacokd preprocess).")
+@click.option("--mode", type=click.Choice(["teacher", "ss", "fr"]), default=None,
+              help="teacher: teacher forcing (the teacher); ss: scheduled sampling; fr: free "
+                   "running from step 0 (baselines)  [default: the config's train.mode].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run directory; if it holds checkpoints, training resumes.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Total steps to reach  [default: train.steps].")
+@click.option("--strategy", type=click.Choice(["default", "mirrored"]), default=None,
+              help="default: one device; mirrored: all visible GPUs  [default: train.strategy].")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int | None,
+              strategy: str | None, overrides: tuple[str, ...]) -> None:
+    """Train Tacotron2 (the teacher, or the SS / FR baselines) with model.fit.
+
+    Checkpoints every train.checkpoint_every steps (last train.keep_checkpoints kept)
+    and writes OUT/model.keras for synthesis; re-running the same command resumes.
+    TensorBoard logs go to OUT/logs. A NaN/Inf loss stops the run and keeps the last
+    good checkpoint; Ctrl-C saves and exits. Free running from step 0 (--mode fr) is
+    expected to train poorly: the paper's baseline, not a bug.
+    """
+    from .train import TrainingDiverged, train
+
+    cfg = _load(config, overrides)
+    try:
+        result = train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo)
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); model: {out / 'model.keras'}")
+
+
+@main.command("synthesize")
+@click.argument("text")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Run directory (uses its model.keras, config and mel statistics).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A .keras file inside its run directory.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.wav"),
+              show_default=True, help="Output wav.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the attention alignment plot (PNG).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Decoder step bound  [default: model.max_decoder_steps].")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Prenet dropout and Griffin-Lim seed: same seed, same audio.")
+@click.option("--window/--no-window", default=None,
+              help="Constrain attention to a window around its last peak (ESPnet style).")
+def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, out: Path,
+                   plot: Path | None, max_steps: int | None, seed: int, window: bool | None) -> None:
+    """Synthesise TEXT to a wav with a trained model (Griffin-Lim vocoder).
+
+    Long text is split into sentences and joined. Decoding stops when the stop
+    probability passes model.stop_threshold, or at --max-steps.
+    """
+    from .synthesize import Synthesizer
+
+    if (run_dir is None) == (model_path is None):
+        raise click.UsageError("give exactly one of --run RUN_DIR or --model FILE.keras")
+    try:
+        synth = Synthesizer.from_run(run_dir) if run_dir else Synthesizer.from_model(model_path)
+        result = synth.synthesize(text, seed=seed, max_steps=max_steps, window=window)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    result.save(out)
+    click.echo(f"{out}: {result.seconds:.2f} s of audio, {len(result.sentences)} sentence(s)")
+    for sentence, done in zip(result.normalized, result.finished):
+        if not done:
+            click.echo(f"warning: no stop token before max steps in: {sentence[:60]!r}", err=True)
+    if plot:
+        for p in result.plot(plot):
+            click.echo(f"alignment: {p}")
+
+
 @main.command("run")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="Which built-in corpus and front end.")

@@ -126,6 +126,11 @@ class ModelConfig:
     max_decoder_steps: int = field(default=1000, metadata={"min": 1})
     min_decoder_steps: int = field(default=5, metadata={"min": 0})
     stop_threshold: float = field(default=0.5, metadata={"min_exclusive": 0.0, "max_exclusive": 1.0})
+    # Inference only (ESPnet style): attention may move at most window_backward tokens
+    # back and window_forward tokens ahead of its previous peak.
+    attention_window: bool = False
+    window_backward: int = field(default=1, metadata={"min": 0})
+    window_forward: int = field(default=3, metadata={"min": 1})
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,8 @@ class TrainConfig:
     l2_weight: float = field(default=1e-6, metadata={"min": 0.0})
     grad_clip_norm: float = field(default=1.0, metadata={"min": 0.0})
     stop_pos_weight: float = field(default=1.0, metadata={"min_exclusive": 0.0})
+    # Free-running / scheduled-sampling: stop gradients through the fed-back predictions.
+    free_running_stop_gradient: bool = False
     # Scheduled sampling: probability of feeding the natural frame, decaying from
     # ss_start to ss_floor over ss_decay_steps.
     ss_schedule: Literal["linear", "exponential", "inverse_sigmoid"] = "linear"
@@ -156,8 +163,10 @@ class TrainConfig:
     guided_attention: bool = False
     ga_weight: float = field(default=1.0, metadata={"min": 0.0})
     ga_sigma: float = field(default=0.2, metadata={"min_exclusive": 0.0})
-    ga_decay_steps: int = field(default=10_000, metadata={"min": 1})
+    ga_decay_steps: int = field(default=10_000, metadata={"min": 1})  # the weight halves every N steps
     checkpoint_every: int = field(default=1000, metadata={"min": 1})
+    keep_checkpoints: int = field(default=3, metadata={"min": 1})
+    audio_every: int = field(default=5000, metadata={"min": 1})  # TensorBoard alignment + audio
     validate_every: int = field(default=1000, metadata={"min": 1})
     log_every: int = field(default=100, metadata={"min": 1})
     seed: int = 1234

@@ -1,0 +1,214 @@
+"""Tacotron2 decoder: one pure step function, run by a ``tf.while_loop``.
+
+State carried through the loop (all explicit, nothing on ``self``):
+``(h, c)`` of each LSTM layer, attention weights and their cumulative sum, the
+attention context, and the previous predicted frame.
+
+Per step: prenet(previous frame) -> LSTM 1 ([prenet, context]) -> attention (query:
+LSTM 1 output) -> LSTM 2 ([LSTM 1 output, context]) -> linear projection to ``r``
+frames and a stop logit (from [LSTM 2 output, context]).
+
+The previous frame fed to the prenet depends on the mode, chosen per call through
+``teacher_prob`` (the probability of feeding the natural frame, per step and per
+example): 1.0 is teacher forcing, 0.0 free running, anything between scheduled
+sampling. The comparison ``uniform[0, 1) < p`` makes p = 1 and p = 0 *exactly*
+teacher forcing and free running.
+
+Outputs use fixed-size ``TensorArray``s (training: the target's number of steps;
+inference: ``max_steps``, sliced to the steps taken), which TFLite converts with
+builtin ops only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from .attention import LocationSensitiveAttention
+from .layers import Linear, Prenet
+
+__all__ = ["Decoder", "DecoderOutput"]
+
+
+class DecoderOutput(NamedTuple):
+    """What a decoder run returns (time-major inputs are converted to batch-major)."""
+
+    frames: tf.Tensor  # [B, steps * r, n_mels]
+    stop_logits: tf.Tensor  # [B, steps]
+    alignments: tf.Tensor  # [B, steps, T_text]
+    hidden: tf.Tensor  # [B, steps, sum of LSTM units]: the distillation target
+    lengths: tf.Tensor  # [B] decoder steps until stop (inference) or all steps (training)
+    finished: tf.Tensor  # [B] bool: the stop token fired (False: max_steps reached)
+
+
+@keras.saving.register_keras_serializable(package="tf_tacokd")
+class Decoder(keras.layers.Layer):
+    """Autoregressive attention decoder producing ``r`` mel frames per step.
+
+    Args:
+        n_mels: mel bands.
+        r: frames per step (reduction factor).
+        prenet_units, prenet_dropout: the prenet.
+        lstm_units, lstm_layers: decoder LSTMs (the paper: 2 x 1024).
+        attention_dim, attention_filters, attention_kernel_size: location-sensitive attention.
+    """
+
+    def __init__(self, n_mels: int, r: int = 2, prenet_units: list[int] | None = None,
+                 prenet_dropout: float = 0.5, lstm_units: int = 1024, lstm_layers: int = 2,
+                 attention_dim: int = 128, attention_filters: int = 32,
+                 attention_kernel_size: int = 31, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_mels, self.r = n_mels, r
+        self.prenet_units = list(prenet_units or [256, 256])
+        self.prenet_dropout = prenet_dropout
+        self.lstm_units, self.lstm_layers = lstm_units, lstm_layers
+        self.attention_dim, self.attention_filters = attention_dim, attention_filters
+        self.attention_kernel_size = attention_kernel_size
+        self.prenet = Prenet(self.prenet_units, prenet_dropout, name="prenet")
+        self.cells = [keras.layers.LSTMCell(lstm_units, name=f"lstm_{i}") for i in range(lstm_layers)]
+        self.attention = LocationSensitiveAttention(attention_dim, attention_filters,
+                                                    attention_kernel_size, name="attention")
+        self.frame_projection = Linear(n_mels * r, name="frame_projection")
+        # a negative initial bias: "not yet" is by far the most common stop target
+        self.stop_projection = Linear(1, bias_initializer=-3.0, name="stop_projection")
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.lstm_units * self.lstm_layers
+
+    def build(self, memory_dim: int) -> None:  # type: ignore[override]
+        self.prenet.build((None, self.n_mels))
+        self.cells[0].build((None, self.prenet_units[-1] + memory_dim))
+        for cell in self.cells[1:]:
+            cell.build((None, self.lstm_units + memory_dim))
+        self.attention.build(self.lstm_units, memory_dim)
+        self.frame_projection.build((None, self.lstm_units + memory_dim))
+        self.stop_projection.build((None, self.lstm_units + memory_dim))
+        self.built = True
+
+    # -- one step ---------------------------------------------------------------
+
+    def step(self, prev_frame, states, weights, cumulative, context, memory, keys, mask, seed,
+             window=None):
+        """One decoder step as a pure function of explicit state.
+
+        Returns ``(frames [B, r*n_mels], stop_logit [B], hidden [B, H], states, weights,
+        cumulative, context)``.
+        """
+        x = self.prenet(prev_frame, seed)
+        new_states, outputs = [], []
+        h, new_state = self.cells[0](tf.concat([x, context], -1), states[0])
+        new_states.append(new_state)
+        outputs.append(h)
+        context, weights = self.attention(h, keys, memory, mask, weights, cumulative, window)
+        cumulative = cumulative + weights
+        for cell, state in zip(self.cells[1:], states[1:]):
+            h, new_state = cell(tf.concat([h, context], -1), state)
+            new_states.append(new_state)
+            outputs.append(h)
+        projection_in = tf.concat([h, context], -1)
+        frames = self.frame_projection(projection_in)
+        stop = tf.squeeze(self.stop_projection(projection_in), -1)
+        return frames, stop, tf.concat(outputs, -1), new_states, weights, cumulative, context
+
+    def initial_state(self, memory: tf.Tensor, mask: tf.Tensor):
+        batch, t_text = tf.shape(memory)[0], tf.shape(memory)[1]
+        zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
+        states = [[zeros(self.lstm_units), zeros(self.lstm_units)] for _ in self.cells]
+        # start focused on the first token
+        weights = tf.one_hot(tf.zeros([batch], tf.int32), t_text, dtype=memory.dtype)
+        return states, weights, tf.zeros_like(weights), zeros(memory.shape[-1]), zeros(self.n_mels)
+
+    # -- loops ------------------------------------------------------------------
+
+    def call(self, memory, mask, targets=None, teacher_prob=1.0, seed=None, stop_gradient=False,
+             max_steps=1000, min_steps=0, stop_threshold=0.5, window=None):
+        """Run the decoder.
+
+        Args:
+            memory: encoder outputs ``[B, T, D]``; mask: ``[B, T]`` bool.
+            targets: ``[B, F, n_mels]`` with F a multiple of r (training/validation): the
+                loop runs F / r steps. None: inference until every example has stopped
+                (stop probability > ``stop_threshold`` after ``min_steps``) or ``max_steps``.
+            teacher_prob: probability of feeding the natural frame (needs targets).
+            seed: int32 ``[2]``: prenet dropout and scheduled-sampling draws.
+            stop_gradient: do not backpropagate through fed-back predictions.
+            window: ``(backward, forward)`` token window for inference (ESPnet style), or None.
+        """
+        seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
+        keys = self.attention.keys(memory)
+        states, weights, cumulative, context, prev = self.initial_state(memory, mask)
+        batch, t_text = tf.shape(memory)[0], tf.shape(memory)[1]
+        teacher = targets is not None
+        if teacher:
+            n_steps = tf.shape(targets)[1] // self.r
+            # natural previous frame of step t: the last frame of step t - 1 (zeros at t = 0)
+            last_frames = targets[:, self.r - 1 :: self.r][:, : n_steps]
+            natural = tf.concat([tf.zeros_like(last_frames[:, :1]), last_frames[:, :-1]], 1)
+            natural = tf.transpose(natural, [1, 0, 2])  # time-major for indexing
+            size = n_steps
+        else:
+            n_steps = tf.constant(max_steps, tf.int32)
+            natural = None
+            size = max_steps
+        teacher_prob = tf.cast(teacher_prob, memory.dtype)
+        dtype = memory.dtype
+        tas = (tf.TensorArray(dtype, size=size, element_shape=[None, self.n_mels * self.r]),
+               tf.TensorArray(dtype, size=size, element_shape=[None]),
+               tf.TensorArray(dtype, size=size, element_shape=[None, None]),
+               tf.TensorArray(dtype, size=size, element_shape=[None, self.hidden_dim]))
+
+        def cond(t, prev, states, weights, cumulative, context, tas, finished, lengths):
+            if teacher:
+                return t < n_steps
+            return tf.logical_and(t < n_steps, tf.logical_not(tf.reduce_all(finished)))
+
+        def body(t, prev, states, weights, cumulative, context, tas, finished, lengths):
+            win = None
+            if window is not None:
+                peak = tf.argmax(weights, axis=-1, output_type=tf.int32)[:, tf.newaxis]
+                pos = tf.range(t_text)[tf.newaxis, :]
+                win = tf.logical_and(pos >= peak - window[0], pos <= peak + window[1])
+            frames, stop, hidden, states, weights, cumulative, context = self.step(
+                prev, states, weights, cumulative, context, memory, keys, mask,
+                seed + tf.stack([0, 1 + 2 * t]), win)
+            tas = tuple(ta.write(t, v) for ta, v in zip(tas, (frames, stop, weights, hidden)))
+            predicted = frames[:, -self.n_mels :]
+            if stop_gradient:
+                predicted = tf.stop_gradient(predicted)
+            if teacher:
+                draw = tf.random.stateless_uniform([batch], seed=seed + tf.stack([1, 2 + 2 * t]))
+                use_natural = (draw < teacher_prob)[:, tf.newaxis]
+                prev = tf.where(use_natural, tf.gather(natural, tf.minimum(t + 1, n_steps - 1)), predicted)
+            else:
+                prev = predicted
+                stopped = tf.logical_and(tf.sigmoid(stop) > stop_threshold, t + 1 >= min_steps)
+                lengths = tf.where(finished, lengths, t + 1)
+                finished = tf.logical_or(finished, stopped)
+            return t + 1, prev, states, weights, cumulative, context, tas, finished, lengths
+
+        if teacher:  # the first frame fed is the "go" frame (zeros) in every mode
+            prev = tf.gather(natural, 0)
+        loop_vars = (tf.constant(0), prev, states, weights, cumulative, context, tas,
+                     tf.zeros([batch], tf.bool), tf.zeros([batch], tf.int32))
+        steps, _, _, _, _, _, tas, finished, lengths = tf.while_loop(
+            cond, body, loop_vars, maximum_iterations=size)
+        if teacher:
+            lengths, finished = tf.fill([batch], n_steps), tf.ones([batch], tf.bool)
+
+        def batch_major(ta: tf.TensorArray) -> tf.Tensor:
+            x = ta.stack()[:steps]  # fixed-size buffer, sliced to the steps taken
+            return tf.transpose(x, [1, 0, *range(2, x.shape.rank)])
+
+        frames = tf.reshape(batch_major(tas[0]), [batch, -1, self.n_mels])
+        return DecoderOutput(frames, batch_major(tas[1]), batch_major(tas[2]), batch_major(tas[3]),
+                             lengths, finished)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_mels": self.n_mels, "r": self.r,
+                "prenet_units": self.prenet_units, "prenet_dropout": self.prenet_dropout,
+                "lstm_units": self.lstm_units, "lstm_layers": self.lstm_layers,
+                "attention_dim": self.attention_dim, "attention_filters": self.attention_filters,
+                "attention_kernel_size": self.attention_kernel_size}

@@ -1,0 +1,300 @@
+"""Tacotron2 as a Keras 3 model with a mode-aware custom ``train_step``.
+
+Example:
+    >>> from tf_tacokd.config import load_config
+    >>> from tf_tacokd.model import Tacotron2
+    >>> cfg = load_config("tiny_en")
+    >>> model = Tacotron2.from_settings(cfg.model, n_symbols=37, n_mels=cfg.audio.n_mels)
+    >>> model.compile_for_training(cfg.train)  # Adam + schedule + clipping from the config
+    >>> # model.fit(make_dataset("data/en", "train", cfg, repeat=True), steps_per_epoch=100)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..config import ModelConfig, TrainConfig
+from .decoder import Decoder
+from .encoder import Encoder
+from .layers import Postnet
+
+__all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse"]
+
+MODES = {"teacher_forcing", "scheduled_sampling", "free_running"}
+
+
+@keras.saving.register_keras_serializable(package="tf_tacokd")
+class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant ``initial`` until ``decay_start``, then exponential decay reaching
+    ``final`` after ``decay_steps`` more steps, and constant ``final`` after that."""
+
+    def __init__(self, initial: float, final: float, decay_start: int, decay_steps: int) -> None:
+        self.initial, self.final = initial, final
+        self.decay_start, self.decay_steps = decay_start, decay_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        progress = tf.clip_by_value((step - self.decay_start) / self.decay_steps, 0.0, 1.0)
+        return self.initial * tf.pow(self.final / self.initial, progress)
+
+    def get_config(self) -> dict:
+        return {"initial": self.initial, "final": self.final, "decay_start": self.decay_start,
+                "decay_steps": self.decay_steps}
+
+
+def teacher_prob_at(step, train: TrainConfig) -> tf.Tensor:
+    """Probability of feeding the natural frame at a training step, for ``train.mode``.
+
+    teacher_forcing: 1; free_running: 0; scheduled_sampling: decays from ``ss_start``
+    to ``ss_floor`` over ``ss_decay_steps`` (linear, exponential or inverse sigmoid).
+    """
+    if train.mode == "teacher_forcing":
+        return tf.constant(1.0)
+    if train.mode == "free_running":
+        return tf.constant(0.0)
+    x = tf.cast(step, tf.float32) / float(train.ss_decay_steps)
+    if train.ss_schedule == "linear":
+        frac = 1.0 - tf.minimum(x, 1.0)
+    elif train.ss_schedule == "exponential":  # 1% of the range left at ss_decay_steps
+        frac = tf.pow(0.01, x)
+    else:  # inverse sigmoid, centred on half the decay, ~1% left at the end
+        frac = 1.0 / (1.0 + tf.exp((x - 0.5) * 2.0 * math.log(99.0)))
+    return train.ss_floor + (train.ss_start - train.ss_floor) * frac
+
+
+def masked_mse(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean squared error over real frames: ``mask`` is ``[B, F]``, values ``[B, F, n_mels]``."""
+    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
+    err = tf.reduce_mean(tf.square(pred[:, :frames] - target[:, :frames]), -1)
+    mask = mask[:, :frames]
+    return tf.reduce_sum(err * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) -> tf.Tensor:
+    """Tachibana et al. (2018): penalise attention far from the diagonal.
+
+    ``W[n, t] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2))`` over the valid region of each example.
+    """
+    n = tf.cast(tf.range(tf.shape(alignments)[1]), tf.float32)[tf.newaxis, :, tf.newaxis]
+    t = tf.cast(tf.range(tf.shape(alignments)[2]), tf.float32)[tf.newaxis, tf.newaxis, :]
+    big_n = tf.cast(step_lengths, tf.float32)[:, tf.newaxis, tf.newaxis]
+    big_t = tf.cast(text_lengths, tf.float32)[:, tf.newaxis, tf.newaxis]
+    w = 1.0 - tf.exp(-tf.square(n / big_n - t / big_t) / (2.0 * sigma**2))
+    mask = tf.cast((n < big_n) & (t < big_t), tf.float32)
+    return tf.reduce_sum(alignments * w * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tf_tacokd")
+class Tacotron2(keras.Model):
+    """Tacotron2 (Shen et al. 2018) with teacher-forcing, scheduled-sampling and
+    free-running decoding, chosen per call.
+
+    Args:
+        n_symbols: size of the text symbol table.
+        n_mels: mel bands.
+        settings: a :class:`~tf_tacokd.config.ModelConfig` as a dict (``from_settings``
+            builds it from the dataclass).
+
+    Calling the model: ``model({"text_ids": ids})`` synthesises (free running until the
+    stop token); ``model({"text_ids": ids, "mel": mel})`` runs teacher forcing on ``mel``.
+    Both return a dict: ``mel`` (after the postnet), ``mel_before``, ``stop_logits``
+    ``[B, steps]``, ``alignments`` ``[B, steps, T]``, ``hidden`` ``[B, steps, H]`` and
+    ``lengths`` (frames).
+    """
+
+    def __init__(self, n_symbols: int, n_mels: int, settings: dict[str, Any] | None = None,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_symbols, self.n_mels = int(n_symbols), int(n_mels)
+        self.settings = ModelConfig(**(settings or {}))
+        m = self.settings
+        self.r = m.reduction_factor
+        self.encoder = Encoder(n_symbols, m.embedding_dim, m.encoder_conv_layers,
+                               m.encoder_conv_channels, m.encoder_kernel_size, m.encoder_dropout,
+                               m.encoder_lstm_units, name="encoder")
+        self.decoder = Decoder(n_mels, m.reduction_factor, m.prenet_units, m.prenet_dropout,
+                               m.decoder_lstm_units, m.decoder_lstm_layers, m.attention_dim,
+                               m.attention_filters, m.attention_kernel_size, name="decoder")
+        self.postnet = Postnet(n_mels, m.postnet_layers, m.postnet_channels, m.postnet_kernel_size,
+                               m.postnet_dropout, name="postnet")
+        self.encoder.build((None, None))
+        self.decoder.build(self.encoder.output_dim)
+        self.postnet.build((None, None, n_mels))
+        self.built = True
+        self.train_settings: TrainConfig | None = None
+        self._infer_fn = None
+        names = ["loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss", "fr_mel_loss",
+                 "fr_postnet_loss", "teacher_prob"]
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    @classmethod
+    def from_settings(cls, model: ModelConfig, n_symbols: int, n_mels: int, **kwargs) -> "Tacotron2":
+        """Build from the ``[model]`` config section."""
+        return cls(n_symbols, n_mels, dataclasses.asdict(model), **kwargs)
+
+    def get_config(self) -> dict:
+        return {"n_symbols": self.n_symbols, "n_mels": self.n_mels,
+                "settings": dataclasses.asdict(self.settings), "name": self.name}
+
+    # -- running ----------------------------------------------------------------
+
+    def encode(self, text_ids: tf.Tensor, training: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """Encoder outputs ``[B, T, D]`` and the text mask ``[B, T]`` (0 ids are padding)."""
+        text_ids = tf.cast(text_ids, tf.int32)
+        mask = tf.not_equal(text_ids, 0)
+        return self.encoder(text_ids, mask, training=training), mask
+
+    def run(self, text_ids, mel=None, teacher_prob=1.0, seed=None, training=False, memory=None,
+            max_steps=None, window=None, stop_gradient=False) -> dict[str, tf.Tensor]:
+        """Encoder (unless ``memory=(outputs, mask)`` is given), decoder and postnet.
+
+        Args:
+            text_ids: ``[B, T]`` int ids.
+            mel: ``[B, F, n_mels]`` targets (F a multiple of r): decode F / r steps feeding
+                natural frames with probability ``teacher_prob``. None: free running until
+                the stop token or ``max_steps`` (default ``model.max_decoder_steps``).
+            seed: int32 ``[2]`` for prenet dropout and scheduled-sampling draws.
+            training: dropout in encoder and postnet, batch-norm statistics.
+            memory: precomputed ``(encoder_outputs, mask)`` (e.g. a teacher's encoder).
+            window: ``(backward, forward)`` attention window for inference, or None.
+            stop_gradient: stop gradients through fed-back predictions.
+        """
+        outputs, mask = memory if memory is not None else self.encode(text_ids, training)
+        m = self.settings
+        dec = self.decoder(outputs, mask, targets=mel, teacher_prob=teacher_prob, seed=seed,
+                           stop_gradient=stop_gradient, max_steps=max_steps or m.max_decoder_steps,
+                           min_steps=m.min_decoder_steps, stop_threshold=m.stop_threshold,
+                           window=window)
+        mel_after = self.postnet(dec.frames, training=training)
+        return {"mel": mel_after, "mel_before": dec.frames, "stop_logits": dec.stop_logits,
+                "alignments": dec.alignments, "hidden": dec.hidden, "lengths": dec.lengths * self.r,
+                "finished": dec.finished}
+
+    def call(self, inputs, training=False):
+        mel = inputs.get("mel") if isinstance(inputs, dict) else None
+        text_ids = inputs["text_ids"] if isinstance(inputs, dict) else inputs
+        return self.run(text_ids, mel, teacher_prob=1.0, training=training)
+
+    def infer(self, text_ids, seed: int = 0, max_steps: int | None = None,
+              window: bool | None = None) -> dict[str, np.ndarray]:
+        """Synthesise mels for a batch of id sequences (free running, compiled once).
+
+        Returns numpy arrays: ``mel [B, F, n_mels]`` (zero past each ``lengths``),
+        ``lengths`` (frames), ``stop_probs [B, steps]``, ``alignments``, ``finished``.
+        """
+        m = self.settings
+        use_window = m.attention_window if window is None else window
+        key = (max_steps or m.max_decoder_steps, use_window)
+        if self._infer_fn is None or self._infer_fn[0] != key:
+            win = (m.window_backward, m.window_forward) if use_window else None
+
+            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                          tf.TensorSpec([2], tf.int32)])
+            def fn(ids, seed_pair):
+                out = self.run(ids, seed=seed_pair, max_steps=key[0], window=win)
+                mask = tf.sequence_mask(out["lengths"], tf.shape(out["mel"])[1], dtype=tf.float32)
+                return {"mel": out["mel"] * mask[..., tf.newaxis], "lengths": out["lengths"],
+                        "stop_probs": tf.sigmoid(out["stop_logits"]), "alignments": out["alignments"],
+                        "finished": out["finished"]}
+
+            self._infer_fn = (key, fn)
+        ids = tf.constant(np.atleast_2d(np.asarray(text_ids, np.int32)))
+        out = self._infer_fn[1](ids, tf.constant([seed, 0], tf.int32))
+        return {k: v.numpy() for k, v in out.items()}
+
+    # -- training ---------------------------------------------------------------
+
+    def compile_for_training(self, train: TrainConfig, **kwargs) -> None:
+        """``compile`` with the paper's optimiser from ``[train]`` (Adam, schedule, clipping)."""
+        schedule = PaperSchedule(train.learning_rate, train.final_learning_rate, train.decay_start,
+                                 train.decay_steps)
+        optimizer = keras.optimizers.Adam(
+            learning_rate=schedule, beta_1=train.adam_beta1, beta_2=train.adam_beta2,
+            epsilon=train.adam_epsilon, global_clipnorm=train.grad_clip_norm or None)
+        self.compile(optimizer=optimizer, train=train, **kwargs)
+
+    def compile(self, optimizer="adam", train: TrainConfig | None = None, **kwargs) -> None:
+        """Keras ``compile`` plus the training settings (mode, loss weights, schedules)."""
+        self.train_settings = train or TrainConfig()
+        if self.train_settings.mode not in MODES:
+            raise ValueError(f"unknown training mode {self.train_settings.mode!r}: {sorted(MODES)}")
+        super().compile(optimizer=optimizer, **kwargs)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def losses_for(self, batch: dict[str, tf.Tensor], out: dict[str, tf.Tensor], step) -> dict[str, tf.Tensor]:
+        """Masked mel L2 (before and after the postnet), stop BCE and guided attention."""
+        t = self.train_settings or TrainConfig()
+        mask, target = batch["mel_mask"], batch["mel"]
+        mel_loss = masked_mse(out["mel_before"], target, mask)
+        post_loss = masked_mse(out["mel"], target, mask)
+        r = self.r
+        stop_target = batch["stop_targets"][:, r - 1 :: r]
+        step_mask = mask[:, ::r]
+        bce = tf.nn.weighted_cross_entropy_with_logits(stop_target, out["stop_logits"], t.stop_pos_weight)
+        stop_loss = tf.reduce_sum(bce * step_mask) / tf.maximum(tf.reduce_sum(step_mask), 1.0)
+        losses = {"mel_loss": mel_loss, "postnet_loss": post_loss, "stop_loss": stop_loss}
+        total = mel_loss + post_loss + stop_loss
+        if t.guided_attention and t.ga_weight > 0:
+            text_lengths = tf.reduce_sum(tf.cast(tf.not_equal(batch["text_ids"], 0), tf.int32), -1)
+            step_lengths = (batch["mel_lengths"] + r - 1) // r
+            ga = guided_attention_loss(out["alignments"], text_lengths, step_lengths, t.ga_sigma)
+            weight = t.ga_weight * tf.pow(0.5, tf.cast(step, tf.float32) / t.ga_decay_steps)
+            losses["ga_loss"] = ga
+            total += weight * ga
+        losses["loss"] = total
+        return losses
+
+    def l2_penalty(self) -> tf.Tensor:
+        """``l2_weight`` times the squared norm of trainable kernels and embeddings."""
+        t = self.train_settings or TrainConfig()
+        weights = [v for v in self.trainable_variables if len(v.shape) >= 2]
+        if not t.l2_weight or not weights:
+            return tf.constant(0.0)
+        return t.l2_weight * tf.add_n([tf.reduce_sum(tf.square(v)) for v in weights])
+
+    def _seed(self, step) -> tf.Tensor:
+        t = self.train_settings or TrainConfig()
+        return tf.stack([tf.constant(t.seed, tf.int32), tf.cast(step, tf.int32) * 4099])
+
+    def train_step(self, data):
+        t = self.train_settings or TrainConfig()
+        step = self.optimizer.iterations
+        p = teacher_prob_at(step, t)
+        with tf.GradientTape() as tape:
+            out = self.run(data["text_ids"], data["mel"], teacher_prob=p, seed=self._seed(step),
+                           training=True, stop_gradient=t.free_running_stop_gradient)
+            losses = self.losses_for(data, out, step)
+            total = losses["loss"] + self.l2_penalty()
+            # Keras sums gradients across replicas: scale so they equal single-device ones
+            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(scaled, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        losses["teacher_prob"] = p
+        return self._report(losses)
+
+    def test_step(self, data):
+        t = self.train_settings or TrainConfig()
+        step = self.optimizer.iterations
+        p = teacher_prob_at(step, t)
+        seed = tf.constant([t.seed, 1], tf.int32)
+        out = self.run(data["text_ids"], data["mel"], teacher_prob=p, seed=seed)
+        losses = self.losses_for(data, out, step)
+        # always also free running: what inference does
+        fr = self.run(data["text_ids"], data["mel"], teacher_prob=0.0, seed=seed)
+        losses["fr_mel_loss"] = masked_mse(fr["mel_before"], data["mel"], data["mel_mask"])
+        losses["fr_postnet_loss"] = masked_mse(fr["mel"], data["mel"], data["mel_mask"])
+        return self._report(losses)
+
+    def _report(self, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in losses}

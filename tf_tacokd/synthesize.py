@@ -1,0 +1,152 @@
+"""Synthesis: text -> ids -> Tacotron2 (free running) -> mel -> Griffin-Lim -> wav.
+
+Example:
+    >>> from tf_tacokd.synthesize import Synthesizer
+    >>> synth = Synthesizer.from_run("runs/teacher")  # doctest: +SKIP
+    >>> result = synth.synthesize("Hello there. How are you?", seed=0)  # doctest: +SKIP
+    >>> result.save("hello.wav")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import MelStats, mel_to_audio
+from .config import Config
+from .text import TextFrontEnd, UnknownCharacterWarning
+
+__all__ = ["Synthesizer", "SynthesisResult", "split_sentences"]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s*")
+
+
+def split_sentences(text: str, max_chars: int = 200) -> list[str]:
+    """Split text at sentence ends; pieces longer than ``max_chars`` are cut at commas or spaces."""
+    pieces: list[str] = []
+    for sentence in filter(None, (s.strip() for s in _SENTENCE_END.split(text))):
+        while len(sentence) > max_chars:
+            cut = max(sentence.rfind(",", 0, max_chars), sentence.rfind("，", 0, max_chars),
+                      sentence.rfind(" ", 0, max_chars))
+            cut = cut if cut > 0 else max_chars
+            pieces.append(sentence[: cut + 1].strip())
+            sentence = sentence[cut + 1 :].strip()
+        if sentence:
+            pieces.append(sentence)
+    return pieces
+
+
+@dataclass
+class SynthesisResult:
+    """Audio and what produced it, one entry per sentence in the lists."""
+
+    wav: np.ndarray
+    sample_rate: int
+    sentences: list[str]
+    normalized: list[str]
+    mels: list[np.ndarray]
+    alignments: list[np.ndarray]
+    finished: list[bool]
+    tokens: list[list[str]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.wav.size / self.sample_rate
+
+    def save(self, path: str | Path) -> Path:
+        import soundfile as sf
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), self.wav, self.sample_rate)
+        return path
+
+    def plot(self, path: str | Path) -> list[Path]:
+        """Alignment plot(s): ``path``, or ``stem-1.png``, ``stem-2.png``... for several sentences."""
+        from .plots import save_alignment
+
+        path = Path(path)
+        if len(self.alignments) == 1:
+            return [save_alignment(path, self.alignments[0], self.tokens[0] + ["~"], self.normalized[0])]
+        return [save_alignment(path.with_name(f"{path.stem}-{i}{path.suffix}"), a, t + ["~"], n)
+                for i, (a, t, n) in enumerate(zip(self.alignments, self.tokens, self.normalized), 1)]
+
+
+class Synthesizer:
+    """A trained Tacotron2 with its text front end, mel statistics and audio settings.
+
+    Args:
+        model: a :class:`~tf_tacokd.model.Tacotron2`.
+        config: the run's config.
+        stats: mel normalisation statistics (None if the run did not normalise).
+    """
+
+    def __init__(self, model, config: Config, stats: MelStats | None) -> None:
+        self.model, self.config, self.stats = model, config, stats
+        self.front_end = TextFrontEnd.from_config(config.text)
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, model_path: str | Path | None = None) -> "Synthesizer":
+        """Load ``model.keras`` (or ``model_path``) with the run directory's config and stats."""
+        import keras
+
+        from .train import load_run
+
+        info = load_run(run_dir)
+        path = Path(model_path) if model_path else info.model_path
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no model yet (training writes it at each checkpoint)")
+        model = keras.saving.load_model(path, compile=False)
+        stats = MelStats.from_dict(info.data["mel_stats"]) if info.config.audio.normalize_mel else None
+        return cls(model, info.config, stats)
+
+    @classmethod
+    def from_model(cls, path: str | Path) -> "Synthesizer":
+        """Load a ``.keras`` file that sits in its run directory (config.toml, data.json)."""
+        path = Path(path)
+        return cls.from_run(path.parent, path)
+
+    def synthesize(self, text: str, seed: int = 0, max_steps: int | None = None,
+                   window: bool | None = None, pause: float = 0.15) -> SynthesisResult:
+        """Synthesise ``text`` (split into sentences, joined with ``pause`` seconds of silence).
+
+        Args:
+            seed: prenet dropout and Griffin-Lim phase seed: same seed, same audio.
+            max_steps: decoder step bound (default ``model.max_decoder_steps``).
+            window: attention window constraint (default ``model.attention_window``).
+        """
+        sentences = split_sentences(text)
+        if not sentences:
+            raise ValueError(f"nothing to synthesise in {text!r}")
+        a = self.config.audio
+        parts, normalized, mels, aligns, finished, tokens = [], [], [], [], [], []
+        for i, sentence in enumerate(sentences):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnknownCharacterWarning)
+                try:
+                    p = self.front_end.process(sentence)
+                except ValueError:
+                    continue  # a piece with nothing to say ("...") is skipped
+            out = self.model.infer([p.ids], seed=seed + i, max_steps=max_steps, window=window)
+            n = int(out["lengths"][0])
+            mel = out["mel"][0, :n]
+            steps = n // self.model.r
+            parts.append(mel_to_audio(mel, a, self.stats, seed=seed + i) if n > 1 else np.zeros(0, np.float32))
+            normalized.append(p.normalized)
+            mels.append(mel)
+            aligns.append(out["alignments"][0, :steps, : len(p.ids)])
+            finished.append(bool(out["finished"][0]))
+            tokens.append(p.tokens)
+        if not parts:
+            raise ValueError(f"nothing to pronounce in {text!r}")
+        gap = np.zeros(int(pause * a.sample_rate), np.float32)
+        pieces = [x for part in parts for x in (part, gap)][:-1]
+        wav = np.concatenate(pieces).astype(np.float32)
+        peak = np.abs(wav).max() if wav.size else 0.0
+        if peak > 0:
+            wav = wav / peak * 0.95
+        return SynthesisResult(wav, a.sample_rate, sentences, normalized, mels, aligns, finished, tokens)

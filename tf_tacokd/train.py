@@ -1,0 +1,354 @@
+"""Training runs: ``model.fit`` with checkpoints, resume, NaN guard, TensorBoard.
+
+A run directory is self-describing::
+
+    config.toml        the resolved config (mode and steps included)
+    data.json          symbols, text front end, audio parameters and mel statistics
+    checkpoints/       tf.train checkpoints (model + optimizer + step), last K kept
+    model.keras        the latest weights as an ordinary Keras model (synthesis, export)
+    logs/              TensorBoard: losses, learning rate, teacher-forcing ratio,
+                       alignment image and Griffin-Lim audio of a validation utterance
+    history.csv        per-validation metrics
+    state.json         step and status: running | finished | interrupted | diverged
+
+Re-running with the same directory resumes from the last checkpoint (step,
+optimiser state and schedules). The data order is not restored exactly: the shuffle
+is re-seeded with the resume step, so a resumed run does not replay the same batches.
+
+Example:
+    >>> from tf_tacokd.config import load_config
+    >>> from tf_tacokd.train import train
+    >>> train(load_config("espeak_en"), "data/en", "runs/teacher", mode="teacher")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import Config, ConfigError, load_config
+from .data.dataset import Manifest, load_manifest, make_dataset
+from .model import Tacotron2
+
+__all__ = ["train", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "load_run", "save_model",
+           "make_strategy", "RunInfo"]
+
+#: CLI names of the training modes.
+MODE_ALIASES = {"teacher": "teacher_forcing", "ss": "scheduled_sampling", "fr": "free_running",
+                "teacher_forcing": "teacher_forcing", "scheduled_sampling": "scheduled_sampling",
+                "free_running": "free_running"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+@dataclass
+class TrainResult:
+    """How a training run ended."""
+
+    run_dir: Path
+    step: int
+    status: str
+    seconds: float
+    history: list[dict[str, float]]
+
+
+@dataclass
+class RunInfo:
+    """What a run directory says about itself (for synthesis, evaluation, export)."""
+
+    run_dir: Path
+    config: Config
+    data: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / "model.keras"
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``default`` (one device) or ``mirrored`` (all visible GPUs, or the CPU)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"strategy {name!r} is not available for `train`: use default or mirrored")
+
+
+def save_model(model: Tacotron2, path: str | Path) -> Path:
+    """Save the weights as an uncompiled ``.keras`` file, atomically (write, then rename)."""
+    path = Path(path)
+    clean = Tacotron2.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".keras")
+    os.close(fd)
+    clean.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_run(run_dir: str | Path) -> RunInfo:
+    """Config and data description of a run directory (clear errors if incomplete)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file() or not (run_dir / "data.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.toml / data.json)")
+    return RunInfo(run_dir, load_config(run_dir / "config.toml"),
+                   json.loads((run_dir / "data.json").read_text(encoding="utf-8")))
+
+
+def _write_state(run_dir: Path, **state: Any) -> None:
+    tmp = run_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(tmp, run_dir / "state.json")
+
+
+def _data_description(manifest: Manifest) -> dict[str, Any]:
+    d = manifest.data
+    return {"data_dir": str(manifest.root.resolve()), "symbols": d["symbols"], "text": d["text"],
+            "audio": d["audio"], "mel_stats": d["mel_stats"], "config_hash": d["config_hash"]}
+
+
+def _check_same_model(run_dir: Path, cfg: Config) -> None:
+    """Resuming needs the architecture and data the checkpoints were made with."""
+    old = load_config(run_dir / "config.toml")
+    if old.model != cfg.model or old.audio != cfg.audio or old.text != cfg.text:
+        raise ConfigError(
+            f"{run_dir} holds a run with a different model, audio or text config; resume it with "
+            f"its own config ({run_dir / 'config.toml'}) or use a new --out"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Callbacks
+# ---------------------------------------------------------------------------
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stop at the first non-finite loss (before any checkpoint of the bad weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad_step: int | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Every ``every`` steps: a tf.train checkpoint and ``model.keras``; stop at ``last``."""
+
+    def __init__(self, manager: tf.train.CheckpointManager, run_dir: Path, every: int, last: int,
+                 guard: NaNGuard, echo: Callable[[str], None]) -> None:
+        super().__init__()
+        self.manager, self.run_dir, self.every, self.last = manager, run_dir, every, last
+        self.guard, self.echo = guard, echo
+
+    def save(self) -> int:
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.guard.bad_step is None:
+            self.manager.save(checkpoint_number=step)
+            save_model(self.model, self.run_dir / "model.keras")
+            _write_state(self.run_dir, step=step, status="running")
+        return step
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.guard.bad_step is not None:
+            return
+        if step % self.every == 0 or step >= self.last:
+            self.save()
+        if step >= self.last:
+            self.model.stop_training = True
+
+
+class ExampleLogger(keras.callbacks.Callback):
+    """TensorBoard extras: learning rate, teacher-forcing ratio, and every ``every`` steps
+    the alignment image and Griffin-Lim audio of one fixed validation utterance."""
+
+    def __init__(self, writer, example: dict[str, np.ndarray], cfg: Config, stats, every: int,
+                 log_every: int) -> None:
+        super().__init__()
+        self.writer, self.example, self.cfg, self.stats = writer, example, cfg, stats
+        self.every, self.log_every = every, log_every
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        with self.writer.as_default(step=step):
+            if step % self.log_every == 0:
+                lr = self.model.optimizer.learning_rate
+                tf.summary.scalar("learning_rate", float(lr(step) if callable(lr) else lr))
+                if logs and "teacher_prob" in logs:
+                    tf.summary.scalar("teacher_forcing_ratio", float(logs["teacher_prob"]))
+            if step % self.every == 0:
+                self.log_example(step)
+
+    def log_example(self, step: int) -> None:
+        from .audio import mel_to_audio
+        from .plots import alignment_figure, figure_to_png
+
+        out = self.model.infer(self.example["text_ids"], seed=0)
+        n = int(out["lengths"][0])
+        png = figure_to_png(alignment_figure(out["alignments"][0], title=f"step {step}"))
+        image = tf.io.decode_png(png)[tf.newaxis]
+        wav = mel_to_audio(out["mel"][0, :n], self.cfg.audio, self.stats) if n > 1 else np.zeros(1)
+        with self.writer.as_default(step=step):
+            tf.summary.image("alignment/validation", image)
+            tf.summary.audio("audio/validation", wav[np.newaxis, :, np.newaxis].astype(np.float32),
+                             self.cfg.audio.sample_rate)
+            tf.summary.scalar("validation/decoder_steps", n // self.model.r)
+        self.writer.flush()
+
+
+class History(keras.callbacks.Callback):
+    """Append each validation's metrics (with the step) to ``history.csv``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.rows: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"step": int(self.model.optimizer.iterations.numpy()), "time": round(time.time(), 1)}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.rows.append(row)
+        new = not self.path.is_file()
+        fields = list(row)
+        if not new:
+            with open(self.path, encoding="utf-8") as f:
+                header = next(csv.reader(f), [])
+            if header != fields:  # metrics changed (e.g. another mode): start a new table
+                self.path.rename(self.path.with_suffix(f".{int(time.time())}.csv"))
+                new = True
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+# ---------------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------------
+
+
+def train(
+    cfg: Config,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    mode: str | None = None,
+    steps: int | None = None,
+    strategy: str | None = None,
+    verbose: int | str = "auto",
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train (or resume) Tacotron2 with ``model.fit``.
+
+    Args:
+        cfg: the config; ``train.mode`` and ``train.steps`` unless overridden here.
+        data_dir: output of ``tacokd preprocess``.
+        run_dir: the run directory; if it holds checkpoints, training resumes.
+        mode: "teacher" | "ss" | "fr" (or the long names).
+        steps: total steps to reach (a resumed run continues up to this).
+        strategy: "default" or "mirrored" (default ``train.strategy``).
+        verbose: Keras progress bar setting.
+        echo: where status lines go.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
+    """
+    if mode is not None:
+        if mode not in MODE_ALIASES:
+            raise ValueError(f"unknown mode {mode!r}: use teacher, ss or fr")
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, mode=MODE_ALIASES[mode]))
+    if steps is not None:
+        cfg = cfg.replace(train=dataclasses.replace(cfg.train, steps=steps))
+    t = cfg.train
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "config.toml").is_file():
+        _check_same_model(run_dir, cfg)
+    manifest = load_manifest(data_dir)
+    cfg.save(run_dir / "config.toml")
+    (run_dir / "data.json").write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
+                                                  indent=1), encoding="utf-8")
+    keras.utils.set_random_seed(t.seed)
+    strat = make_strategy(strategy or t.strategy)
+    with strat.scope():
+        model = Tacotron2.from_settings(cfg.model, len(manifest.symbols), manifest.n_mels)
+        model.compile_for_training(t)
+        model.optimizer.build(model.trainable_variables)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    manager = tf.train.CheckpointManager(ckpt, run_dir / "checkpoints", max_to_keep=t.keep_checkpoints)
+    if manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    start_step = int(model.optimizer.iterations.numpy())
+    if start_step >= t.steps:
+        echo(f"{run_dir} is already at step {start_step} >= {t.steps}; nothing to do")
+        _write_state(run_dir, step=start_step, status="finished")
+        return TrainResult(run_dir, start_step, "finished", 0.0, [])
+    echo(("resuming at step %d" % start_step) if start_step else "starting from scratch"
+         + f": {t.mode}, {t.steps} steps, run directory {run_dir}")
+
+    train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True,
+                            seed=t.seed + start_step)
+    val_split = "val" if manifest.count("val") else "test"
+    val_ds = make_dataset(data_dir, val_split, cfg, batch_size=min(t.batch_size, max(1, manifest.count(val_split))),
+                          shuffle=False) if manifest.count(val_split) else None
+    example = next(iter(make_dataset(data_dir, val_split if val_ds else "train", cfg, batch_size=1,
+                                     shuffle=False)))
+    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "examples"))
+    guard = NaNGuard()
+    checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, t.steps, guard, echo)
+    history = History(run_dir / "history.csv")
+    callbacks = [
+        guard,
+        checkpoints,
+        ExampleLogger(writer, {"text_ids": example["text_ids"].numpy()}, cfg, manifest.mel_stats
+                      if cfg.audio.normalize_mel else None, t.audio_every, t.log_every),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=t.log_every, write_graph=False),
+        history,
+    ]
+    per_epoch = min(t.validate_every, t.steps)
+    began = time.perf_counter()
+    _write_state(run_dir, step=start_step, status="running")
+    status = "finished"
+    try:
+        model.fit(train_ds, epochs=math.ceil(t.steps / per_epoch) + 1, steps_per_epoch=per_epoch,
+                  initial_epoch=start_step // per_epoch, validation_data=val_ds, callbacks=callbacks,
+                  verbose=verbose)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        step = checkpoints.save()
+        echo(f"\ninterrupted: saved step {step} to {run_dir}; run the same command to resume")
+    step = int(model.optimizer.iterations.numpy())
+    if guard.bad_step is not None:
+        last = manager.latest_checkpoint
+        _write_state(run_dir, step=step, status="diverged", bad_step=guard.bad_step,
+                     last_checkpoint=last)
+        raise TrainingDiverged(
+            f"the loss became NaN or infinite at step {guard.bad_step}; training stopped. The last "
+            f"good checkpoint is {last or '(none: it diverged before the first checkpoint)'}. "
+            "Lower train.learning_rate, raise train.grad_clip_norm's strictness, or check the data."
+        )
+    if status == "finished":
+        checkpoints.save()
+    _write_state(run_dir, step=step, status=status)
+    return TrainResult(run_dir, step, status, time.perf_counter() - began, history.rows)
