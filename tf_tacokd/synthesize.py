@@ -94,6 +94,7 @@ class Synthesizer:
         """Load ``model.keras`` (or ``model_path``) with the run directory's config and stats."""
         import keras
 
+        from . import model as _registers_model_classes  # noqa: F401  (for load_model)
         from .train import load_run
 
         info = load_run(run_dir)

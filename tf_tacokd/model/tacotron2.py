@@ -226,6 +226,20 @@ class Tacotron2(keras.Model):
             raise ValueError(f"unknown training mode {self.train_settings.mode!r}: {sorted(MODES)}")
         super().compile(optimizer=optimizer, **kwargs)
 
+    def get_compile_config(self) -> dict | None:
+        config = super().get_compile_config()
+        if config is not None and self.train_settings is not None:
+            config = {**config, "train": dataclasses.asdict(self.train_settings)}
+        return config
+
+    def compile_from_config(self, config: dict) -> None:
+        """Re-compile when a compiled ``.keras`` file is loaded (optimizer state then loads)."""
+        config = dict(config)
+        train = config.pop("train", None)
+        self.compile(train=TrainConfig(**train) if train else None,
+                     **keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         return list(self.trackers.values())

@@ -1,0 +1,138 @@
+"""Training runs: resume after SIGKILL, NaN guard, run directory, synthesis from a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+from tf_tacokd.config import load_config
+from tf_tacokd.data.preprocess import preprocess
+from tf_tacokd.model import Tacotron2
+from tf_tacokd.synthesize import Synthesizer, split_sentences
+from tf_tacokd.train import TrainingDiverged, train
+
+from .conftest import make_ljspeech
+
+SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.batch_size=2",
+            "train.checkpoint_every=2", "train.validate_every=4", "train.log_every=2",
+            "train.audio_every=4"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    make_ljspeech(root / "corpus")
+    preprocess(load_config("tiny_en", SETTINGS), root / "corpus", root / "data")
+    return root / "data"
+
+
+def test_run_directory_is_self_describing_and_synthesis_works(data_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    result = train(load_config("tiny_en", SETTINGS), data_dir, run, mode="ss", steps=6, verbose=0)
+    assert result.status == "finished" and result.step == 6
+    for name in ("config.toml", "data.json", "model.keras", "history.csv", "state.json"):
+        assert (run / name).is_file(), name
+    assert load_config(run / "config.toml").train.mode == "scheduled_sampling"
+    assert json.loads((run / "state.json").read_text()) == {"step": 6, "status": "finished"}
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == \
+        ["ckpt-2.index", "ckpt-4.index", "ckpt-6.index"]
+    history = (run / "history.csv").read_text().splitlines()
+    assert "val_fr_mel_loss" in history[0] and "teacher_prob" in history[0]
+    assert list((run / "logs").rglob("events.out.tfevents.*"))
+    # finished runs do nothing more
+    assert train(load_config("tiny_en", SETTINGS), data_dir, run, mode="ss", steps=6, verbose=0).seconds == 0
+
+    synth = Synthesizer.from_run(run)
+    out = synth.synthesize("Hello there. How are you?", seed=1, max_steps=6)
+    assert len(out.sentences) == 2 and out.wav.dtype == np.float32 and out.wav.size > 0
+    again = synth.synthesize("Hello there. How are you?", seed=1, max_steps=6)
+    np.testing.assert_array_equal(out.wav, again.wav)  # deterministic for a seed
+    assert not any(out.finished)  # an untrained model never stops: bounded by max steps
+    assert all(a.shape[0] <= 6 for a in out.alignments)
+
+    # a fresh process (no model classes imported yet) can load the run
+    code = (f"from tf_tacokd.synthesize import Synthesizer; s = Synthesizer.from_run({str(run)!r}); "
+            "print(s.synthesize('hi', max_steps=3).wav.size > 0)")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert fresh.stdout.strip().endswith("True"), fresh.stderr[-1500:]
+
+    wav, png = tmp_path / "x.wav", tmp_path / "a.png"
+    cli = CliRunner().invoke(main, ["synthesize", "Hi there!", "--run", str(run), "--out", str(wav),
+                                    "--plot", str(png), "--max-steps", "5"])
+    assert cli.exit_code == 0, cli.output
+    assert sf.info(str(wav)).samplerate == 16000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert "no stop token before max steps" in cli.output
+
+
+def test_other_architecture_in_the_same_run_dir_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    train(load_config("tiny_en", SETTINGS), data_dir, tmp_path, steps=2, verbose=0)
+    with pytest.raises(Exception, match="different model"):
+        train(load_config("tiny_en", [*SETTINGS, "model.decoder_lstm_units=8"]), data_dir, tmp_path,
+              steps=4, verbose=0)
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    real = Tacotron2.losses_for
+
+    def poisoned(self, batch, out, step):
+        losses = real(self, batch, out, step)
+        losses["loss"] = tf.where(step >= 5, tf.constant(np.nan), losses["loss"])
+        return losses
+
+    monkeypatch.setattr(Tacotron2, "losses_for", poisoned)
+    with pytest.raises(TrainingDiverged, match=r"NaN or infinite at step 6.*ckpt-4"):
+        train(load_config("tiny_en", SETTINGS), data_dir, tmp_path, steps=20, verbose=0)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["status"] == "diverged" and state["bad_step"] == 6
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.index")) == ["ckpt-2.index", "ckpt-4.index"]
+    import keras
+
+    model = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_killed_training_resumes_at_the_right_step(data_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tf_tacokd.cli", "train", "--config", "tiny_en", "--data", str(data_dir),
+           "--mode", "teacher", "--out", str(run), "--steps", "400"]
+    for s in SETTINGS:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            index = list((run / "checkpoints").glob("ckpt-*.index"))
+            if index and max(int(p.stem.split("-")[1]) for p in index) >= 6:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("training subprocess made no checkpoints")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    saved = max(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("ckpt-*.index"))
+    assert saved < 400
+    result = CliRunner().invoke(main, [*cmd[3:-2], "--steps", str(saved + 4)])
+    assert result.exit_code == 0, result.output
+    assert f"resuming at step {saved}" in result.output
+    assert json.loads((run / "state.json").read_text())["step"] == saved + 4
+
+
+def test_split_sentences() -> None:
+    assert split_sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
+    assert split_sentences("你好。世界！") == ["你好。", "世界！"]
+    long = "word, " * 60
+    assert all(len(p) <= 200 for p in split_sentences(long)) and len(split_sentences(long)) == 2
