@@ -131,6 +131,26 @@ def test_killed_training_resumes_at_the_right_step(data_dir: Path, tmp_path: Pat
     assert json.loads((run / "state.json").read_text())["step"] == saved + 4
 
 
+def test_ctrl_c_saves_and_exits_cleanly(data_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tf_tacokd.cli", "train", "--config", "tiny_en", "--data", str(data_dir),
+           "--out", str(run), "--steps", "5000"]
+    for s in [*SETTINGS, "train.checkpoint_every=1000"]:
+        cmd += ["--set", s]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (run / "logs" / "train").is_dir():
+        time.sleep(0.5)
+    time.sleep(3)  # some steps into the run
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, output[-2000:]
+    state = json.loads((run / "state.json").read_text())
+    assert state["status"] == "interrupted" and 0 < state["step"] < 1000
+    assert "interrupted: saved step" in output
+    assert (run / "checkpoints" / f"ckpt-{state['step']}.index").is_file()
+
+
 def test_split_sentences() -> None:
     assert split_sentences("One. Two!  Three?") == ["One.", "Two!", "Three?"]
     assert split_sentences("你好。世界！") == ["你好。", "世界！"]

@@ -63,6 +63,7 @@ class Stage:
     description: str
     run: Callable[[Context], str] | None
     always: bool = False  # re-run every time (checks of the machine), never cached
+    hint: str = ""  # for a step not in the main job yet: the command that does it by hand
 
 
 def _stage_check(ctx: Context) -> str:
@@ -129,7 +130,9 @@ STAGES: list[Stage] = [
     Stage("text", "text front end on sample and hard sentences", _stage_text),
     Stage("corpus", "build the built-in espeak-ng corpus (tacokd make-corpus)", _stage_corpus),
     Stage("preprocess", "log-mel features and TFRecord shards (tacokd preprocess)", _stage_preprocess),
-    Stage("teacher", "train the teacher Tacotron2 with teacher forcing (tacokd train)", None),
+    Stage("teacher", "train the teacher Tacotron2 with teacher forcing (tacokd train)", None,
+          hint="tacokd train --config {config} --data {workdir}/data --mode teacher "
+               "--out {workdir}/teacher   # hours on 2 CPU cores with the espeak config"),
     Stage("student", "distil the free-running student, lambda = 1.0 (tacokd distill)", None),
     Stage("evaluate", "skips/repeats/WER on the built-in hard set (tacokd evaluate)", None),
     Stage("export", "export the student to TFLite, verified against TF (tacokd export)", None),
@@ -196,5 +199,8 @@ def run_pipeline(
         echo("\nNot in this version of tf_tacokd yet (next steps of the main job):")
         for stage in pending:
             echo(f"  - {stage.name}: {stage.description}")
+            if stage.hint:
+                echo("      by hand: " + stage.hint.format(config=cfg.source.split(" --set")[0],
+                                                        workdir=workdir))
     echo(f"\nEverything is in {workdir.resolve()}")
     return results

@@ -1,0 +1,1 @@
+"""Evaluation: robustness metrics from attention (and, later, ASR and quality measures)."""
