@@ -126,3 +126,13 @@ def make_databaker(root: Path) -> dict[str, str]:
     text = "\ufeff" + "\r\n".join(lines) + "\r\n"
     (root / "ProsodyLabeling" / "000001-010000.txt").write_bytes(text.encode("utf-8"))
     return bad
+
+
+def preprocessed_ljspeech(root: Path, settings: list[str]) -> Path:
+    """The bad-item LJSpeech fixture, preprocessed with ``tiny_en`` plus ``settings``."""
+    from tf_tacokd.config import load_config
+    from tf_tacokd.data.preprocess import preprocess
+
+    make_ljspeech(root / "corpus")
+    preprocess(load_config("tiny_en", settings), root / "corpus", root / "data")
+    return root / "data"

@@ -13,19 +13,15 @@ import pytest
 from tf_tacokd import audio
 from tf_tacokd.config import load_config
 from tf_tacokd.data.dataset import load_manifest, make_dataset
-from tf_tacokd.data.preprocess import preprocess
 
-from .conftest import GOOD_EN, make_ljspeech
+from .conftest import GOOD_EN, preprocessed_ljspeech
 
 SETTINGS = ["data.val_size=1", "data.test_size=1", "data.shard_size=3", "data.bucket_count=2"]
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ds")
-    make_ljspeech(root / "corpus")
-    preprocess(load_config("tiny_en", SETTINGS), root / "corpus", root / "data")
-    return root / "data"
+    return preprocessed_ljspeech(tmp_path_factory.mktemp("ds"), SETTINGS)
 
 
 def batches(data_dir: Path, *overrides: str, **kw) -> list[dict[str, np.ndarray]]:

@@ -18,12 +18,11 @@ from click.testing import CliRunner
 
 from tf_tacokd.cli import main
 from tf_tacokd.config import load_config
-from tf_tacokd.data.preprocess import preprocess
 from tf_tacokd.model import Tacotron2
 from tf_tacokd.synthesize import Synthesizer, split_sentences
 from tf_tacokd.train import TrainingDiverged, train
 
-from .conftest import make_ljspeech
+from .conftest import preprocessed_ljspeech
 
 SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.batch_size=2",
             "train.checkpoint_every=2", "train.validate_every=4", "train.log_every=2",
@@ -32,10 +31,7 @@ SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.b
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train")
-    make_ljspeech(root / "corpus")
-    preprocess(load_config("tiny_en", SETTINGS), root / "corpus", root / "data")
-    return root / "data"
+    return preprocessed_ljspeech(tmp_path_factory.mktemp("train"), SETTINGS)
 
 
 def test_run_directory_is_self_describing_and_synthesis_works(data_dir: Path, tmp_path: Path) -> None:

@@ -79,7 +79,10 @@ def masked_mse(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor
 def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) -> tf.Tensor:
     """Tachibana et al. (2018): penalise attention far from the diagonal.
 
-    ``W[n, t] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2))`` over the valid region of each example.
+    ``W[n, t] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2))`` over the valid region of each
+    example. Normalised per decoder step (not per matrix element): each step's weights
+    sum to 1, so the loss is the attention mass off the diagonal band, in [0, 1], on the
+    same scale as the mel loss. (Per element it is ~1/T of that and barely guides.)
     """
     n = tf.cast(tf.range(tf.shape(alignments)[1]), tf.float32)[tf.newaxis, :, tf.newaxis]
     t = tf.cast(tf.range(tf.shape(alignments)[2]), tf.float32)[tf.newaxis, tf.newaxis, :]
@@ -87,7 +90,8 @@ def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) 
     big_t = tf.cast(text_lengths, tf.float32)[:, tf.newaxis, tf.newaxis]
     w = 1.0 - tf.exp(-tf.square(n / big_n - t / big_t) / (2.0 * sigma**2))
     mask = tf.cast((n < big_n) & (t < big_t), tf.float32)
-    return tf.reduce_sum(alignments * w * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    steps = tf.reduce_sum(tf.cast(step_lengths, tf.float32))
+    return tf.reduce_sum(alignments * w * mask) / tf.maximum(steps, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="tf_tacokd")
