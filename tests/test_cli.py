@@ -107,7 +107,7 @@ def test_main_job_runs_as_far_as_the_pipeline_goes_and_resumes(tmp_path: Path, l
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "Not in this version of tf_tacokd yet" in result.output
-    assert f"by hand: tacokd train --config" in result.output and f"--data {workdir}/data" in result.output
+    assert "by hand: tacokd train --config" in result.output and f"--data {workdir}/data" in result.output
     assert (workdir / "config.toml").is_file() and (workdir / "text_frontend.tsv").is_file()
     symbols = json.loads((workdir / "symbols.json").read_text())
     assert symbols["language"] == lang

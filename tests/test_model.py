@@ -6,7 +6,6 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from tf_tacokd.config import load_config

@@ -234,6 +234,44 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); model: {out / 'model.keras'}")
 
 
+@main.command("distill")
+@click.option("--config", "config", required=True, help=CONFIG_HELP)
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Preprocessed data directory (the teacher's).")
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), required=True,
+              help="The teacher's run directory (or its .keras file).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The student's run directory; if it holds checkpoints, training resumes.")
+@click.option("--lambda", "lambda_", type=click.FloatRange(min=0.0), default=None,
+              help="Weight of the distillation loss  [default: distill.lambda, 1.0 in the paper].")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Total steps to reach  [default: distill.steps].")
+@click.option("--strategy", type=click.Choice(["default", "mirrored"]), default=None,
+              help="default: one device; mirrored: all visible GPUs  [default: train.strategy].")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: float | None,
+                steps: int | None, strategy: str | None, overrides: tuple[str, ...]) -> None:
+    """Train the knowledge-distillation student (the paper's method).
+
+    The frozen teacher decodes with teacher forcing; the student, which uses the
+    teacher's encoder and starts from its decoder, decodes free running and learns
+    Loss_f + lambda * Loss_d, where Loss_d is the squared distance between the two
+    decoders' hidden states. OUT/model.keras is the student alone, used by
+    synthesize, evaluate and export like any Tacotron2. Checkpoints, resume, NaN
+    guard and TensorBoard work as in `tacokd train`.
+    """
+    from .distill import distill
+    from .train import TrainingDiverged
+
+    cfg = _load(config, overrides)
+    try:
+        result = distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
+                         echo=click.echo)
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); student: {out / 'model.keras'}")
+
+
 @main.command("synthesize")
 @click.argument("text")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),

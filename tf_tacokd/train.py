@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -44,7 +42,7 @@ from .config import Config, ConfigError, load_config
 from .data.dataset import Manifest, load_manifest, make_dataset
 from .model import Tacotron2
 
-__all__ = ["train", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "load_run", "save_model",
+__all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "load_run", "save_model",
            "make_strategy", "RunInfo"]
 
 #: CLI names of the training modes.
@@ -156,16 +154,16 @@ class StepCheckpoint(keras.callbacks.Callback):
     """Every ``every`` steps: a tf.train checkpoint and ``model.keras``; stop at ``last``."""
 
     def __init__(self, manager: tf.train.CheckpointManager, run_dir: Path, every: int, last: int,
-                 guard: NaNGuard, echo: Callable[[str], None]) -> None:
+                 guard: NaNGuard, export: Callable[[Any, Path], Path]) -> None:
         super().__init__()
         self.manager, self.run_dir, self.every, self.last = manager, run_dir, every, last
-        self.guard, self.echo = guard, echo
+        self.guard, self.export = guard, export
 
     def save(self) -> int:
         step = int(self.model.optimizer.iterations.numpy())
         if self.guard.bad_step is None:
             self.manager.save(checkpoint_number=step)
-            save_model(self.model, self.run_dir / "model.keras")
+            self.export(self.model, self.run_dir / "model.keras")
             _write_state(self.run_dir, step=step, status="running")
         return step
 
@@ -280,6 +278,37 @@ def train(
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, mode=MODE_ALIASES[mode]))
     if steps is not None:
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, steps=steps))
+
+    def build(manifest: Manifest) -> Tacotron2:
+        model = Tacotron2.from_settings(cfg.model, len(manifest.symbols), manifest.n_mels)
+        model.compile_for_training(cfg.train)
+        return model
+
+    return fit_run(cfg, data_dir, run_dir, build, save_model, cfg.train.steps, cfg.train.mode,
+                   strategy, verbose, echo)
+
+
+def fit_run(
+    cfg: Config,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    build: Callable[[Manifest], Any],
+    export: Callable[[Any, Path], Path],
+    total_steps: int,
+    label: str,
+    strategy: str | None = None,
+    verbose: int | str = "auto",
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """The training loop shared by ``train`` and ``distill``.
+
+    Args:
+        build: makes the compiled Keras model (called inside the strategy scope). The model
+            has ``infer`` and ``r`` (for the TensorBoard example) and an optimizer.
+        export: writes the synthesis model (``model.keras``) from the trained model.
+        total_steps: steps to reach.
+        label: what is trained, for the status line.
+    """
     t = cfg.train
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -292,46 +321,47 @@ def train(
     keras.utils.set_random_seed(t.seed)
     strat = make_strategy(strategy or t.strategy)
     with strat.scope():
-        model = Tacotron2.from_settings(cfg.model, len(manifest.symbols), manifest.n_mels)
-        model.compile_for_training(t)
+        model = build(manifest)
         model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     manager = tf.train.CheckpointManager(ckpt, run_dir / "checkpoints", max_to_keep=t.keep_checkpoints)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     start_step = int(model.optimizer.iterations.numpy())
-    if start_step >= t.steps:
-        echo(f"{run_dir} is already at step {start_step} >= {t.steps}; nothing to do")
+    if start_step >= total_steps:
+        echo(f"{run_dir} is already at step {start_step} >= {total_steps}; nothing to do")
         _write_state(run_dir, step=start_step, status="finished")
         return TrainResult(run_dir, start_step, "finished", 0.0, [])
-    echo(("resuming at step %d" % start_step) if start_step else "starting from scratch"
-         + f": {t.mode}, {t.steps} steps, run directory {run_dir}")
+    echo((f"resuming at step {start_step}" if start_step else "starting from scratch")
+         + f": {label}, {total_steps} steps, run directory {run_dir}")
 
     train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True,
                             seed=t.seed + start_step)
     val_split = "val" if manifest.count("val") else "test"
-    val_ds = make_dataset(data_dir, val_split, cfg, batch_size=min(t.batch_size, max(1, manifest.count(val_split))),
-                          shuffle=False) if manifest.count(val_split) else None
-    example = next(iter(make_dataset(data_dir, val_split if val_ds else "train", cfg, batch_size=1,
+    n_val = manifest.count(val_split)
+    val_ds = (make_dataset(data_dir, val_split, cfg, batch_size=min(t.batch_size, n_val), shuffle=False)
+              if n_val else None)
+    example = next(iter(make_dataset(data_dir, val_split if n_val else "train", cfg, batch_size=1,
                                      shuffle=False)))
     writer = tf.summary.create_file_writer(str(run_dir / "logs" / "examples"))
     guard = NaNGuard()
-    checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, t.steps, guard, echo)
+    checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, total_steps, guard, export)
     history = History(run_dir / "history.csv")
+    stats = manifest.mel_stats if cfg.audio.normalize_mel else None
     callbacks = [
         guard,
         checkpoints,
-        ExampleLogger(writer, {"text_ids": example["text_ids"].numpy()}, cfg, manifest.mel_stats
-                      if cfg.audio.normalize_mel else None, t.audio_every, t.log_every),
+        ExampleLogger(writer, {"text_ids": example["text_ids"].numpy()}, cfg, stats, t.audio_every,
+                      t.log_every),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=t.log_every, write_graph=False),
         history,
     ]
-    per_epoch = min(t.validate_every, t.steps)
+    per_epoch = min(t.validate_every, total_steps)
     began = time.perf_counter()
     _write_state(run_dir, step=start_step, status="running")
     status = "finished"
     try:
-        model.fit(train_ds, epochs=math.ceil(t.steps / per_epoch) + 1, steps_per_epoch=per_epoch,
+        model.fit(train_ds, epochs=math.ceil(total_steps / per_epoch) + 1, steps_per_epoch=per_epoch,
                   initial_epoch=start_step // per_epoch, validation_data=val_ds, callbacks=callbacks,
                   verbose=verbose)
     except KeyboardInterrupt:
@@ -346,7 +376,7 @@ def train(
         raise TrainingDiverged(
             f"the loss became NaN or infinite at step {guard.bad_step}; training stopped. The last "
             f"good checkpoint is {last or '(none: it diverged before the first checkpoint)'}. "
-            "Lower train.learning_rate, raise train.grad_clip_norm's strictness, or check the data."
+            "Lower train.learning_rate, lower train.grad_clip_norm, or check the data."
         )
     if status == "finished":
         checkpoints.save()

@@ -1,0 +1,124 @@
+"""The KD student: equation 7 against numpy, frozen teacher and encoder, standalone student."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+from tf_tacokd.config import load_config
+from tf_tacokd.distill import Distiller, distillation_loss
+from tf_tacokd.model import Tacotron2
+from tf_tacokd.synthesize import Synthesizer
+from tf_tacokd.train import train
+
+from .conftest import preprocessed_ljspeech
+from .test_model import CFG, N_MELS, N_SYMBOLS, make_batch
+
+SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.batch_size=2",
+            "train.checkpoint_every=2", "train.validate_every=4", "train.log_every=2",
+            "train.audio_every=4"]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("kd")
+    data = preprocessed_ljspeech(root, SETTINGS)
+    train(load_config("tiny_en", SETTINGS), data, root / "teacher", steps=4, verbose=0)
+    return data, root / "teacher"
+
+
+def test_distillation_loss_matches_numpy() -> None:
+    rng = np.random.default_rng(0)
+    units = 4
+    s, s_hat = rng.normal(size=(2, 2, 5, 2 * units)).astype(np.float32)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)
+    for layers in ([0, 1], [0], [1]):
+        cols = np.concatenate([np.arange(i * units, (i + 1) * units) for i in layers])
+        per_step = ((s[..., cols] - s_hat[..., cols]) ** 2).sum(-1)
+        expected = (per_step * mask).sum() / mask.sum()
+        got = float(distillation_loss(s, s_hat, mask, units, layers))
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def tiny_teacher() -> Tacotron2:
+    keras.utils.set_random_seed(0)
+    return Tacotron2.from_settings(CFG.model, N_SYMBOLS, N_MELS)
+
+
+def test_total_loss_is_feature_plus_lambda_times_distill() -> None:
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+    for lam in (0.0, 1.0, 7.5):
+        d = load_config("tiny_en", [f"distill.lambda={lam}"]).distill
+        model = Distiller(teacher, Distiller.student_from(teacher), d)
+        model.compile_for_training(CFG.train)
+        losses, _ = model._forward(b, 0, training=False)
+        np.testing.assert_allclose(float(losses["loss"]),
+                                   float(losses["feature_loss"]) + lam * float(losses["distill_loss"]),
+                                   rtol=1e-5)
+        assert float(losses["distill_loss"]) > 0  # free running vs teacher forcing differ
+
+
+def test_only_the_student_decoder_and_postnet_learn_by_default() -> None:
+    b = make_batch()
+    teacher = tiny_teacher()
+    before = [w.copy() for w in teacher.get_weights()]
+    model = Distiller(teacher, Distiller.student_from(teacher), CFG.distill)
+    model.compile_for_training(CFG.train)
+    assert {v.path.split("/")[0] for v in model.trainable_variables} <= {"decoder", "postnet"}
+    model.fit(tf.data.Dataset.from_tensors(b).repeat(), steps_per_epoch=3, epochs=1, verbose=0)
+    for a, c in zip(before, teacher.get_weights()):
+        np.testing.assert_array_equal(a, c)  # the teacher is frozen
+    for a, c in zip(teacher.encoder.get_weights(), model.student.encoder.get_weights()):
+        np.testing.assert_array_equal(a, c)  # the student uses the teacher's encoder
+    assert any(not np.array_equal(a, c) for a, c in
+               zip(teacher.decoder.get_weights(), model.student.decoder.get_weights()))
+    tuned = Distiller(teacher, Distiller.student_from(teacher),
+                      load_config("tiny_en", ["distill.train_encoder=true"]).distill)
+    assert any(v.path.startswith("encoder") for v in tuned.trainable_variables)
+
+
+def test_student_init_options() -> None:
+    teacher = tiny_teacher()
+    same = Distiller.student_from(teacher, "teacher")
+    fresh = Distiller.student_from(teacher, "random")
+    for a, c in zip(teacher.get_weights(), same.get_weights()):
+        np.testing.assert_array_equal(a, c)
+    for a, c in zip(teacher.encoder.get_weights(), fresh.encoder.get_weights()):
+        np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(teacher.decoder.frame_projection.kernel.numpy(),
+                              fresh.decoder.frame_projection.kernel.numpy())
+
+
+def test_distill_command_writes_a_standalone_student(teacher_run, tmp_path: Path) -> None:
+    data, teacher = teacher_run
+    args = ["distill", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
+            "--out", str(tmp_path / "student"), "--lambda", "0.5", "--steps", "4"]
+    for s in SETTINGS:
+        args += ["--set", s]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "KD student (lambda = 0.5" in result.output
+    assert load_config(tmp_path / "student" / "config.toml").distill.lambda_ == 0.5
+    history = (tmp_path / "student" / "history.csv").read_text().splitlines()[0]
+    assert "distill_loss" in history and "val_fr_mel_loss" in history
+    student = keras.saving.load_model(tmp_path / "student" / "model.keras", compile=False)
+    assert type(student) is Tacotron2
+    out = Synthesizer.from_run(tmp_path / "student").synthesize("Hello.", max_steps=4)
+    assert out.wav.size > 0
+    again = CliRunner().invoke(main, args)  # finished: nothing left to do
+    assert again.exit_code == 0 and "nothing to do" in again.output
+
+
+def test_student_must_match_the_teacher(teacher_run, tmp_path: Path) -> None:
+    data, teacher = teacher_run
+    result = CliRunner().invoke(main, ["distill", "--config", "tiny_en", "--data", str(data),
+                                       "--teacher", str(teacher), "--out", str(tmp_path / "s"),
+                                       "--set", "model.decoder_lstm_units=8", "--steps", "2"])
+    assert result.exit_code == 1 and "teacher's architecture" in result.output

@@ -1,0 +1,209 @@
+"""The paper's method (section 3): a free-running student distilled from a teacher.
+
+The teacher (a Tacotron2 trained with teacher forcing) is frozen. The student has the
+same architecture, uses the teacher's encoder (frozen unless ``distill.train_encoder``)
+and starts from the teacher's decoder and postnet (``distill.student_init``). Per
+batch, the teacher decodes with teacher forcing and yields its decoder hidden states
+``s`` (no gradient); the student decodes **free running** over the same number of
+steps and yields ``s_hat`` and the mel ``y_hat``::
+
+    Loss_f     = masked L2 mel loss (before and after the postnet) + stop BCE     (eq. 6)
+    Loss_d     = mean over real steps of ||s_t - s_hat_t||^2  (chosen LSTM layers) (eq. 7)
+    Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
+
+Example:
+    >>> from tf_tacokd.config import load_config
+    >>> from tf_tacokd.distill import distill
+    >>> distill(load_config("espeak_en"), "data/en", "runs/teacher", "runs/student")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import tensorflow as tf
+
+from .config import Config, ConfigError, DistillConfig, TrainConfig
+from .model import Tacotron2
+from .model.tacotron2 import masked_mse
+from .train import TrainResult, fit_run, load_run, save_model
+
+__all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
+
+
+def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, layers: list[int]) -> tf.Tensor:
+    """Equation 7: mean over real decoder steps of the squared distance between hidden states.
+
+    Args:
+        teacher_hidden, student_hidden: ``[B, steps, n_layers * units]`` (layer outputs
+            concatenated in order).
+        step_mask: ``[B, steps]`` 1 for real steps.
+        units: units per LSTM layer.
+        layers: which layers take part (0-based).
+    """
+    parts = [slice(i * units, (i + 1) * units) for i in layers]
+    diff = tf.concat([teacher_hidden[..., p] - student_hidden[..., p] for p in parts], -1)
+    per_step = tf.reduce_sum(tf.square(diff), -1)
+    return tf.reduce_sum(per_step * step_mask) / tf.maximum(tf.reduce_sum(step_mask), 1.0)
+
+
+class Distiller(keras.Model):
+    """Frozen teacher + free-running student, trained with ``Loss_f + lambda * Loss_d``.
+
+    Args:
+        teacher: a trained :class:`~tf_tacokd.model.Tacotron2` (frozen here).
+        student: a Tacotron2 of the same architecture (see :meth:`student_from`).
+        settings: the ``[distill]`` config section.
+    """
+
+    def __init__(self, teacher: Tacotron2, student: Tacotron2, settings: DistillConfig, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if teacher.get_config()["settings"] != student.get_config()["settings"]:
+            raise ValueError("the student must have the teacher's architecture ([model] section)")
+        self.teacher, self.student, self.settings = teacher, student, settings
+        self.teacher.trainable = False
+        self.student.encoder.trainable = settings.train_encoder
+        self.r = student.r
+        names = ["loss", "feature_loss", "distill_loss", "mel_loss", "postnet_loss", "stop_loss",
+                 "ga_loss", "fr_mel_loss", "fr_postnet_loss"]
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.built = True
+
+    @staticmethod
+    def student_from(teacher: Tacotron2, init: str = "teacher") -> Tacotron2:
+        """A student of the teacher's architecture: the teacher's weights ("teacher"), or
+        the teacher's encoder with a freshly initialised decoder and postnet ("random")."""
+        student = Tacotron2.from_config({**teacher.get_config(), "name": "student"})
+        if init == "teacher":
+            student.set_weights(teacher.get_weights())
+        else:
+            student.encoder.set_weights(teacher.encoder.get_weights())
+        return student
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile_for_training(self, train: TrainConfig, **kwargs) -> None:
+        """The paper's optimiser for the student (same as the teacher's)."""
+        self.student.compile_for_training(train)
+        self.compile(optimizer=self.student.optimizer, **kwargs)
+
+    def infer(self, *args, **kwargs):
+        """Synthesis with the student."""
+        return self.student.infer(*args, **kwargs)
+
+    def _forward(self, data, step, training: bool):
+        train = self.student.train_settings or TrainConfig()
+        seed = tf.stack([tf.constant(train.seed, tf.int32), tf.cast(step, tf.int32) * 4099])
+        memory, mask = self.teacher.encode(data["text_ids"], training=False)
+        teacher = self.teacher.run(data["text_ids"], data["mel"], teacher_prob=1.0, seed=seed,
+                                   training=False, memory=(memory, mask))
+        target_hidden = tf.stop_gradient(teacher["hidden"])
+        student_memory = (self.student.encode(data["text_ids"], training=training)
+                          if self.settings.train_encoder else (memory, mask))
+        out = self.student.run(data["text_ids"], data["mel"], teacher_prob=0.0, seed=seed,
+                               training=training, memory=student_memory,
+                               stop_gradient=train.free_running_stop_gradient)
+        losses = self.student.losses_for(data, out, step)
+        losses["feature_loss"] = losses["loss"]
+        step_mask = data["mel_mask"][:, :: self.r]
+        losses["distill_loss"] = distillation_loss(target_hidden, out["hidden"], step_mask,
+                                                   self.student.settings.decoder_lstm_units,
+                                                   self.settings.layers)
+        losses["loss"] = losses["feature_loss"] + self.settings.lambda_ * losses["distill_loss"]
+        return losses, out
+
+    def train_step(self, data):
+        step = self.optimizer.iterations
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            losses, _ = self._forward(data, step, training=True)
+            total = losses["loss"] + self.student.l2_penalty()
+            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(scaled, variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self._report(losses)
+
+    def test_step(self, data):
+        losses, out = self._forward(data, self.optimizer.iterations, training=False)
+        # the student's training mode is free running: its validation is what inference does
+        losses["fr_mel_loss"] = masked_mse(out["mel_before"], data["mel"], data["mel_mask"])
+        losses["fr_postnet_loss"] = masked_mse(out["mel"], data["mel"], data["mel_mask"])
+        return self._report(losses)
+
+    def _report(self, losses):
+        for name, value in losses.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in losses}
+
+
+def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
+    """A teacher from a run directory (its ``model.keras``) or a ``.keras`` file."""
+    path = Path(path)
+    if path.is_dir():
+        info = load_run(path)
+        if not info.model_path.is_file():
+            raise FileNotFoundError(f"{info.model_path}: the teacher run has no model yet")
+        return keras.saving.load_model(info.model_path, compile=False), info.config
+    if path.suffix == ".keras" and path.is_file():
+        return keras.saving.load_model(path, compile=False), None
+    raise FileNotFoundError(f"{path}: not a teacher run directory or .keras file")
+
+
+def distill(
+    cfg: Config,
+    data_dir: str | Path,
+    teacher: str | Path,
+    run_dir: str | Path,
+    lambda_: float | None = None,
+    steps: int | None = None,
+    strategy: str | None = None,
+    verbose: int | str = "auto",
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train (or resume) a KD student; ``run_dir/model.keras`` is the student alone.
+
+    Args:
+        cfg: the config (``[distill]`` for lambda, layers, encoder, init and steps; ``[train]``
+            for the optimiser, checkpoints and logging).
+        data_dir: preprocessed data (the teacher's).
+        teacher: the teacher's run directory or ``.keras`` file.
+        run_dir: the student's run directory (resumes if it holds checkpoints).
+        lambda_: overrides ``distill.lambda``.
+        steps: overrides ``distill.steps``.
+    """
+    if lambda_ is not None:
+        cfg = cfg.replace(distill=dataclasses.replace(cfg.distill, lambda_=lambda_))
+    if steps is not None:
+        cfg = cfg.replace(distill=dataclasses.replace(cfg.distill, steps=steps))
+    teacher_model, teacher_cfg = load_teacher(teacher)
+    if teacher_cfg is not None and teacher_cfg.model != cfg.model:
+        raise ConfigError(f"the [model] section differs from the teacher's ({teacher}); the student "
+                          "must have the teacher's architecture")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "teacher.json").write_text(json.dumps({"teacher": str(Path(teacher).resolve())}),
+                                          encoding="utf-8")
+
+    def build(manifest) -> Distiller:
+        teacher_copy = Tacotron2.from_config({**teacher_model.get_config(), "name": "teacher"})
+        teacher_copy.set_weights(teacher_model.get_weights())
+        if teacher_copy.n_symbols != len(manifest.symbols) or teacher_copy.n_mels != manifest.n_mels:
+            raise ConfigError(f"the teacher was trained on other data ({teacher_copy.n_symbols} symbols, "
+                              f"{teacher_copy.n_mels} mels) than {data_dir}")
+        student = Distiller.student_from(teacher_copy, cfg.distill.student_init)
+        model = Distiller(teacher_copy, student, cfg.distill)
+        model.compile_for_training(cfg.train)
+        return model
+
+    d = cfg.distill
+    label = f"KD student (lambda = {d.lambda_:g}, layers {d.layers}, encoder {'trained' if d.train_encoder else 'frozen'})"
+    return fit_run(cfg, data_dir, run_dir, build, lambda m, p: save_model(m.student, p), d.steps,
+                   label, strategy, verbose, echo)
+
+
