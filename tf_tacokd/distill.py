@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
-from .model.tacotron2 import masked_mse
+from .model.tacotron2 import apply_clipped, masked_mse
 from .train import TrainResult, fit_run, load_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
@@ -125,8 +125,8 @@ class Distiller(keras.Model):
             losses, _ = self._forward(data, step, training=True)
             total = losses["loss"] + self.student.l2_penalty()
             scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(zip(grads, variables))
+        apply_clipped(self.optimizer, tape.gradient(scaled, variables), variables,
+                      (self.student.train_settings or TrainConfig()).grad_clip_norm)
         return self._report(losses)
 
     def test_step(self, data):

@@ -108,7 +108,8 @@ class ConvBlock(keras.layers.Layer):
         self.channels, self.kernel_size = channels, kernel_size
         self.activation, self.dropout_rate = activation, dropout
         self.conv = keras.layers.Conv1D(channels, kernel_size, padding="same", name="conv")
-        self.norm = keras.layers.BatchNormalization(name="norm")
+        # synchronized: under MirroredStrategy the statistics are those of the global batch
+        self.norm = keras.layers.BatchNormalization(synchronized=True, name="norm")
         self.act = keras.layers.Activation(activation) if activation else None
         self.drop = keras.layers.Dropout(dropout)
 

@@ -24,7 +24,7 @@ from .decoder import Decoder
 from .encoder import Encoder
 from .layers import Postnet
 
-__all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse"]
+__all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse", "apply_clipped"]
 
 MODES = {"teacher_forcing", "scheduled_sampling", "free_running"}
 
@@ -92,6 +92,25 @@ def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) 
     mask = tf.cast((n < big_n) & (t < big_t), tf.float32)
     steps = tf.reduce_sum(tf.cast(step_lengths, tf.float32))
     return tf.reduce_sum(alignments * w * mask) / tf.maximum(steps, 1.0)
+
+
+def apply_clipped(optimizer, grads, variables, clip_norm: float) -> None:
+    """Clip by the global norm of the gradient summed over replicas, then apply.
+
+    Under a distribution strategy each replica holds its part of the gradient (the loss
+    is divided by the number of replicas) and Keras sums the parts when applying. To
+    clip the *total* gradient, the parts are summed here first, clipped, and divided
+    again, so that Keras' sum gives back the clipped total: 1 device and N replicas
+    then take the same step.
+    """
+    if clip_norm:
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        if replicas > 1:
+            grads = [g / replicas for g in grads]
+    optimizer.apply_gradients(zip(grads, variables))
 
 
 @keras.saving.register_keras_serializable(package="tf_tacokd")
@@ -218,9 +237,11 @@ class Tacotron2(keras.Model):
         """``compile`` with the paper's optimiser from ``[train]`` (Adam, schedule, clipping)."""
         schedule = PaperSchedule(train.learning_rate, train.final_learning_rate, train.decay_start,
                                  train.decay_steps)
+        # no global_clipnorm here: Keras would clip each replica's gradient before the
+        # replicas are summed; apply_clipped clips the summed gradient instead
         optimizer = keras.optimizers.Adam(
             learning_rate=schedule, beta_1=train.adam_beta1, beta_2=train.adam_beta2,
-            epsilon=train.adam_epsilon, global_clipnorm=train.grad_clip_norm or None)
+            epsilon=train.adam_epsilon)
         self.compile(optimizer=optimizer, train=train, **kwargs)
 
     def compile(self, optimizer="adam", train: TrainConfig | None = None, **kwargs) -> None:
@@ -294,8 +315,8 @@ class Tacotron2(keras.Model):
             total = losses["loss"] + self.l2_penalty()
             # Keras sums gradients across replicas: scale so they equal single-device ones
             scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        apply_clipped(self.optimizer, tape.gradient(scaled, self.trainable_variables),
+                      self.trainable_variables, t.grad_clip_norm)
         losses["teacher_prob"] = p
         return self._report(losses)
 
