@@ -122,3 +122,42 @@ def test_student_must_match_the_teacher(teacher_run, tmp_path: Path) -> None:
                                        "--teacher", str(teacher), "--out", str(tmp_path / "s"),
                                        "--set", "model.decoder_lstm_units=8", "--steps", "2"])
     assert result.exit_code == 1 and "teacher's architecture" in result.output
+
+
+def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
+    data, teacher = teacher_run
+    args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
+            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune"),
+            "--set", "distill.tune_lambda_min=0.1", "--set", "distill.tune_lambda_max=10"]
+    for s in SETTINGS:
+        args += ["--set", s]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = (tmp_path / "tune" / "trials.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,lambda,learning_rate,val_fr_mel_loss,steps")
+    assert len(rows) == 3
+    for row in rows[1:]:
+        fields = row.split(",")
+        assert 0.1 <= float(fields[1]) <= 10 and fields[6] == "COMPLETED" and int(fields[4]) == 2
+        assert float(fields[3]) > 0
+    assert "best lambda" in result.output
+
+
+def test_failed_trials_are_visible_and_all_failing_is_an_error(teacher_run, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    from tf_tacokd import tune
+
+    def broken(self, hp, model, *args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(tune.LambdaHyperModel, "fit", broken)
+    data, teacher = teacher_run
+    args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
+            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune")]
+    for s in SETTINGS:
+        args += ["--set", s]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "every trial failed" in result.output and "FAILED" in result.output
+    assert "out of memory (simulated)" in result.output
+    assert "FAILED" in (tmp_path / "tune" / "trials.csv").read_text()

@@ -272,6 +272,43 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); student: {out / 'model.keras'}")
 
 
+@main.command("tune")
+@click.option("--config", "config", required=True, help=CONFIG_HELP)
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Preprocessed data directory (the teacher's).")
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), required=True,
+              help="The teacher's run directory (or its .keras file).")
+@click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Number of trials.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Search directory: keras-tuner state and trials.csv (re-running resumes).")
+@click.option("--tuner", type=click.Choice(["random", "bayesian"]), default="random", show_default=True,
+              help="keras-tuner search algorithm.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Training steps per trial  [default: distill.steps].")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tuner: str,
+             steps: int | None, overrides: tuple[str, ...]) -> None:
+    """Search the distillation weight lambda with keras-tuner.
+
+    lambda is sampled log-uniformly over [distill.tune_lambda_min, tune_lambda_max]
+    (the learning rate too with distill.tune_learning_rate = true); each trial
+    trains a student for --steps and is scored by its free-running validation mel
+    loss. Prints the trials (failed ones included, with the error) and writes
+    OUT/trials.csv; exits non-zero if every trial failed.
+    """
+    from .tune import TuneError, format_table, tune_lambda
+
+    cfg = _load(config, overrides)
+    try:
+        table = tune_lambda(cfg, data, teacher, out, trials=trials, tuner=tuner, steps=steps,
+                            echo=click.echo)
+    except (TuneError, FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(format_table(table))
+    click.echo(f"best lambda {table[0].lambda_:.4g}; table in {out / 'trials.csv'}")
+
+
 @main.command("synthesize")
 @click.argument("text")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -1,0 +1,166 @@
+"""Search over the distillation weight lambda (and optionally the learning rate) with keras-tuner.
+
+Each trial trains a KD student from the same teacher for a fixed number of steps and
+is scored by the student's free-running validation mel loss (``val_fr_mel_loss``),
+which is what inference produces. Failed trials are not hidden: they appear in the
+table with their error, and if every trial fails the search is an error.
+
+Example:
+    >>> from tf_tacokd.config import load_config
+    >>> from tf_tacokd.tune import tune_lambda
+    >>> table = tune_lambda(load_config("espeak_en"), "data/en", "runs/teacher", "runs/tune", trials=8)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import keras
+import keras_tuner as kt
+
+from .config import Config
+from .data.dataset import load_manifest, make_dataset
+from .distill import Distiller, load_teacher
+from .model import Tacotron2
+
+__all__ = ["LambdaHyperModel", "tune_lambda", "Trial", "TuneError", "OBJECTIVE"]
+
+OBJECTIVE = "val_fr_mel_loss"
+
+
+class TuneError(RuntimeError):
+    """Every trial failed; the table lists why."""
+
+
+@dataclass
+class Trial:
+    """One row of the search table."""
+
+    trial: str
+    lambda_: float
+    learning_rate: float | None
+    objective: float | None
+    steps: int
+    seconds: float
+    status: str
+    message: str = ""
+
+
+class LambdaHyperModel(kt.HyperModel):
+    """Builds a :class:`~tf_tacokd.distill.Distiller` with lambda sampled log-uniformly
+    over ``[distill.tune_lambda_min, distill.tune_lambda_max]`` (and the learning rate
+    over [1e-4, 3e-3] if ``distill.tune_learning_rate``)."""
+
+    def __init__(self, cfg: Config, teacher: Tacotron2, steps: int) -> None:
+        super().__init__(name="kd_lambda")
+        self.cfg, self.teacher, self.steps = cfg, teacher, steps
+        self.timings: dict[str, tuple[float, int]] = {}
+
+    def build(self, hp: kt.HyperParameters) -> Distiller:
+        d = self.cfg.distill
+        lam = hp.Float("lambda", d.tune_lambda_min, d.tune_lambda_max, sampling="log")
+        train = self.cfg.train
+        if d.tune_learning_rate:
+            lr = hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")
+            train = dataclasses.replace(train, learning_rate=lr, final_learning_rate=min(lr, train.final_learning_rate))
+        teacher = Tacotron2.from_config({**self.teacher.get_config(), "name": "teacher"})
+        teacher.set_weights(self.teacher.get_weights())
+        model = Distiller(teacher, Distiller.student_from(teacher, d.student_init),
+                          dataclasses.replace(d, lambda_=lam))
+        model.compile_for_training(train)
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        start = time.perf_counter()
+        history = model.fit(*args, **kwargs)
+        self.timings[json.dumps(hp.values, sort_keys=True)] = (time.perf_counter() - start,
+                                                              int(model.optimizer.iterations.numpy()))
+        return history
+
+
+def tune_lambda(
+    cfg: Config,
+    data_dir: str | Path,
+    teacher: str | Path,
+    out: str | Path,
+    trials: int = 8,
+    tuner: str = "random",
+    steps: int | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[Trial]:
+    """Run the search and write ``out/trials.csv``; returns the table (best first).
+
+    Args:
+        steps: training steps per trial (default ``distill.steps``).
+        tuner: "random" or "bayesian".
+
+    Raises:
+        TuneError: every trial failed.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = steps or cfg.distill.steps
+    teacher_model, _ = load_teacher(teacher)
+    manifest = load_manifest(data_dir)
+    keras.utils.set_random_seed(cfg.train.seed)
+    hypermodel = LambdaHyperModel(cfg, teacher_model, steps)
+    objective = kt.Objective(OBJECTIVE, direction="min")
+    common = dict(objective=objective, max_trials=trials, directory=str(out), project_name="keras_tuner",
+                  overwrite=False, seed=cfg.train.seed, max_consecutive_failed_trials=trials + 1)
+    if tuner == "random":
+        search = kt.RandomSearch(hypermodel, **common)
+    elif tuner == "bayesian":
+        search = kt.BayesianOptimization(hypermodel, **common)
+    else:
+        raise ValueError(f"unknown tuner {tuner!r}: use random or bayesian")
+    train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True)
+    split = "val" if manifest.count("val") else "test"
+    val_ds = make_dataset(data_dir, split, cfg, batch_size=min(cfg.train.batch_size, max(1, manifest.count(split))),
+                          shuffle=False)
+    echo(f"searching lambda in [{cfg.distill.tune_lambda_min:g}, {cfg.distill.tune_lambda_max:g}] "
+         f"(log-uniform), {trials} trials x {steps} steps, objective {OBJECTIVE}")
+    search.search(train_ds, steps_per_epoch=steps, epochs=1, validation_data=val_ds, verbose=0)
+    table = _table(search, hypermodel)
+    _write_csv(out / "trials.csv", table)
+    if not any(t.status == "COMPLETED" for t in table):
+        raise TuneError("every trial failed:\n" + format_table(table))
+    return table
+
+
+def _table(search: kt.Tuner, hypermodel: LambdaHyperModel) -> list[Trial]:
+    rows = []
+    for trial in search.oracle.trials.values():
+        values = trial.hyperparameters.values
+        seconds, steps = hypermodel.timings.get(json.dumps(values, sort_keys=True), (0.0, 0))
+        rows.append(Trial(trial.trial_id, float(values["lambda"]), values.get("learning_rate"),
+                          None if trial.score is None else float(trial.score), steps, seconds,
+                          str(trial.status), (trial.message or "").strip().splitlines()[-1:][0]
+                          if trial.message else ""))
+    return sorted(rows, key=lambda t: (t.objective is None, t.objective or 0.0))
+
+
+def _write_csv(path: Path, table: list[Trial]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["trial", "lambda", "learning_rate", OBJECTIVE, "steps", "seconds", "status", "message"])
+        for t in table:
+            writer.writerow([t.trial, f"{t.lambda_:.6g}", "" if t.learning_rate is None else f"{t.learning_rate:.6g}",
+                             "" if t.objective is None else f"{t.objective:.6g}", t.steps, f"{t.seconds:.1f}",
+                             t.status, t.message])
+
+
+def format_table(table: list[Trial]) -> str:
+    """The trials as an aligned text table (best first)."""
+    lines = [f"{'trial':>6s} {'lambda':>10s} {'lr':>9s} {OBJECTIVE:>16s} {'steps':>6s} {'time s':>7s}  status"]
+    for t in table:
+        lr = "" if t.learning_rate is None else f"{t.learning_rate:.2e}"
+        obj = "" if t.objective is None else f"{t.objective:.4f}"
+        lines.append(f"{t.trial:>6s} {t.lambda_:10.4g} {lr:>9s} {obj:>16s} {t.steps:6d} {t.seconds:7.1f}  "
+                     f"{t.status}{'  ' + t.message if t.message else ''}")
+    return "\n".join(lines)
