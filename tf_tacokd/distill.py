@@ -22,14 +22,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import keras
 import tensorflow as tf
 
 from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
-from .model.tacotron2 import apply_clipped, masked_mse
+from .model.tacotron2 import apply_clipped, masked_mean, masked_mse, report
 from .train import TrainResult, fit_run, load_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
@@ -47,8 +47,7 @@ def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, lay
     """
     parts = [slice(i * units, (i + 1) * units) for i in layers]
     diff = tf.concat([teacher_hidden[..., p] - student_hidden[..., p] for p in parts], -1)
-    per_step = tf.reduce_sum(tf.square(diff), -1)
-    return tf.reduce_sum(per_step * step_mask) / tf.maximum(tf.reduce_sum(step_mask), 1.0)
+    return masked_mean(tf.reduce_sum(tf.square(diff), -1), step_mask)
 
 
 class Distiller(keras.Model):
@@ -123,9 +122,9 @@ class Distiller(keras.Model):
         variables = self.trainable_variables
         with tf.GradientTape() as tape:
             losses, _ = self._forward(data, step, training=True)
-            total = losses["loss"] + self.student.l2_penalty()
-            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        apply_clipped(self.optimizer, tape.gradient(scaled, variables), variables,
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            total = losses["loss"] + self.student.l2_penalty() / replicas  # shares, see global_sum
+        apply_clipped(self.optimizer, tape.gradient(total, variables), variables,
                       (self.student.train_settings or TrainConfig()).grad_clip_norm)
         return self._report(losses)
 
@@ -137,9 +136,7 @@ class Distiller(keras.Model):
         return self._report(losses)
 
     def _report(self, losses):
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in losses}
+        return report(self.trackers, losses)
 
 
 def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:

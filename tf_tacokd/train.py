@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -80,12 +81,26 @@ class RunInfo:
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """``default`` (one device) or ``mirrored`` (all visible GPUs, or the CPU)."""
+    """``default`` (one device), ``mirrored`` (all visible GPUs, or the CPU) or
+    ``multiworker`` (several processes/machines described by the ``TF_CONFIG`` variable)."""
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    raise ValueError(f"strategy {name!r} is not available for `train`: use default or mirrored")
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable "
+                             "(cluster addresses and this worker's task), set on every worker")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}: use default, mirrored or multiworker")
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def save_model(model: Tacotron2, path: str | Path) -> Path:
@@ -310,6 +325,11 @@ def fit_run(
         label: what is trained, for the status line.
     """
     t = cfg.train
+    if t.mixed_precision:
+        raise ConfigError("train.mixed_precision = true (mixed_float16) is not supported yet; "
+                          "set it to false")
+    if (strategy or t.strategy) == "multiworker":
+        return _fit_multiworker(cfg, data_dir, run_dir, build, export, total_steps, label, echo)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / "config.toml").is_file():
@@ -382,3 +402,93 @@ def fit_run(
         checkpoints.save()
     _write_state(run_dir, step=step, status=status)
     return TrainResult(run_dir, step, status, time.perf_counter() - began, history.rows)
+
+
+def _fit_multiworker(
+    cfg: Config,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    build: Callable[[Manifest], Any],
+    export: Callable[[Any, Path], Path],
+    total_steps: int,
+    label: str,
+    echo: Callable[[str], None],
+) -> TrainResult:
+    """Multi-worker training with a custom loop over ``strategy.run``.
+
+    ``model.fit`` cannot run under MultiWorkerMirroredStrategy with Keras 3
+    (keras-team/keras#20585), so each step calls the model's own ``train_step`` through
+    ``strategy.run``. Every worker runs this with the same arguments (the run directory
+    on a shared file system) and its own ``TF_CONFIG``; the chief writes the run
+    directory, the others checkpoint to temporary directories, as TensorFlow requires.
+    """
+    import tempfile as _tempfile
+
+    t = cfg.train
+    strategy = make_strategy("multiworker")
+    chief = _is_chief(strategy)
+    run_dir = Path(run_dir)
+    manifest = load_manifest(data_dir)
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "config.toml").is_file():
+            _check_same_model(run_dir, cfg)
+        cfg.save(run_dir / "config.toml")
+        (run_dir / "data.json").write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
+                                                      indent=1), encoding="utf-8")
+    keras.utils.set_random_seed(t.seed)
+    with strategy.scope():
+        model = build(manifest)
+        model.optimizer.build(model.trainable_variables)
+    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    shared = run_dir / "checkpoints"
+    write_dir = shared if chief else Path(_tempfile.mkdtemp(prefix="tacokd-worker-"))
+    manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=t.keep_checkpoints)
+    latest = tf.train.latest_checkpoint(shared) if shared.is_dir() else None
+    if latest:
+        ckpt.restore(latest).assert_existing_objects_matched()
+    step = int(model.optimizer.iterations.numpy())
+    if chief:
+        echo((f"resuming at step {step}" if step else "starting from scratch")
+             + f": {label}, {total_steps} steps, {strategy.num_replicas_in_sync} replicas, run directory {run_dir}")
+    def worker_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        # each worker reads every N-th example and batches its replicas' part of the
+        # global batch: step k of N workers sees what step k of one device would
+        return make_dataset(data_dir, "train", cfg, batch_size=context.get_per_replica_batch_size(t.batch_size),
+                            repeat=True, drop_remainder=True, seed=t.seed + step,
+                            shard=(context.num_input_pipelines, context.input_pipeline_id))
+
+    batches = iter(strategy.distribute_datasets_from_function(worker_dataset))
+
+    @tf.function
+    def train_one(batch):
+        logs = strategy.run(model.train_step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in logs.items()}
+
+    began = time.perf_counter()
+    status, bad_step = "finished", None
+    while step < total_steps:
+        logs = train_one(next(batches))
+        step = int(model.optimizer.iterations.numpy())
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):
+            bad_step, status = step, "diverged"
+            break
+        if chief and (step % t.log_every == 0 or step == total_steps):
+            echo(f"step {step}/{total_steps} " + " ".join(f"{k} {float(v):.4f}" for k, v in logs.items()))
+        if step % t.checkpoint_every == 0 or step >= total_steps:
+            manager.save(checkpoint_number=step)  # every worker saves; only the chief's is kept
+            if chief:
+                export(model, run_dir / "model.keras")
+                _write_state(run_dir, step=step, status="running")
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)
+    if bad_step is not None:
+        if chief:
+            _write_state(run_dir, step=step, status="diverged", bad_step=bad_step,
+                         last_checkpoint=manager.latest_checkpoint)
+        raise TrainingDiverged(f"the loss became NaN or infinite at step {bad_step}; the last good "
+                               f"checkpoint is {tf.train.latest_checkpoint(shared)}")
+    if chief:
+        _write_state(run_dir, step=step, status=status)
+    return TrainResult(run_dir, step, status, time.perf_counter() - began, [])

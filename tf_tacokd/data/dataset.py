@@ -108,6 +108,7 @@ def make_dataset(
     drop_remainder: bool = False,
     seed: int | None = None,
     with_ids: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of padded, masked examples from one split of a preprocessed directory.
 
@@ -123,6 +124,8 @@ def make_dataset(
         drop_remainder: only full batches (static batch dimension).
         seed: shuffle seed (default ``train.seed``).
         with_ids: also yield the utterance ``id`` and normalised ``text`` strings.
+        shard: ``(count, index)``: keep every count-th example from the index-th, before
+            shuffling and batching (one input pipeline per worker in multi-worker training).
     """
     manifest = load_manifest(data_dir)
     _check_compatible(manifest, cfg)
@@ -139,8 +142,9 @@ def make_dataset(
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    # deterministic order for a seed (reproducible runs; workers agree on the order)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     spec = {
         "id": tf.io.FixedLenFeature([], tf.string),
         "text": tf.io.FixedLenFeature([], tf.string),
@@ -163,9 +167,11 @@ def make_dataset(
             out["id"], out["text"] = ex["id"], ex["text"]
         return out
 
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.filter(lambda x: (x["mel_lengths"] <= cfg.data.max_frames)
                    & (x["text_lengths"] <= cfg.data.max_text_len))
+    if shard is not None:
+        ds = ds.shard(*shard)
     if shuffle:
         ds = ds.shuffle(cfg.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:

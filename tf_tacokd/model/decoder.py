@@ -187,10 +187,12 @@ class Decoder(keras.layers.Layer):
                 stopped = tf.logical_and(tf.sigmoid(stop) > stop_threshold, t + 1 >= min_steps)
                 lengths = tf.where(finished, lengths, t + 1)
                 finished = tf.logical_or(finished, stopped)
+            prev.set_shape(prev_shape)  # a static batch size must not become unknown in the loop
             return t + 1, prev, states, weights, cumulative, context, tas, finished, lengths
 
         if teacher:  # the first frame fed is the "go" frame (zeros) in every mode
             prev = tf.gather(natural, 0)
+        prev_shape = prev.shape
         loop_vars = (tf.constant(0), prev, states, weights, cumulative, context, tas,
                      tf.zeros([batch], tf.bool), tf.zeros([batch], tf.int32))
         steps, _, _, _, _, _, tas, finished, lengths = tf.while_loop(

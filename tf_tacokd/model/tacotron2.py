@@ -24,7 +24,8 @@ from .decoder import Decoder
 from .encoder import Encoder
 from .layers import Postnet
 
-__all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse", "apply_clipped"]
+__all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse", "masked_mean", "global_sum",
+           "apply_clipped", "report"]
 
 MODES = {"teacher_forcing", "scheduled_sampling", "free_running"}
 
@@ -68,12 +69,30 @@ def teacher_prob_at(step, train: TrainConfig) -> tf.Tensor:
     return train.ss_floor + (train.ss_start - train.ss_floor) * frac
 
 
+def global_sum(x: tf.Tensor) -> tf.Tensor:
+    """``x`` summed over all replicas (itself on one device).
+
+    Loss denominators use it: each replica then computes its *share* of the global
+    masked mean, and the shares' gradients, summed by Keras across replicas, are the
+    gradient of the global mean, exactly as on one device whatever the lengths in each
+    replica's part of the batch.
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
+    return x
+
+
+def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """``sum(values * mask) / sum(mask)`` with the denominator taken over all replicas."""
+    return tf.reduce_sum(values * mask) / tf.maximum(global_sum(tf.reduce_sum(mask)), 1.0)
+
+
 def masked_mse(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Mean squared error over real frames: ``mask`` is ``[B, F]``, values ``[B, F, n_mels]``."""
     frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
     err = tf.reduce_mean(tf.square(pred[:, :frames] - target[:, :frames]), -1)
-    mask = mask[:, :frames]
-    return tf.reduce_sum(err * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    return masked_mean(err, mask[:, :frames])
 
 
 def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) -> tf.Tensor:
@@ -90,15 +109,26 @@ def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) 
     big_t = tf.cast(text_lengths, tf.float32)[:, tf.newaxis, tf.newaxis]
     w = 1.0 - tf.exp(-tf.square(n / big_n - t / big_t) / (2.0 * sigma**2))
     mask = tf.cast((n < big_n) & (t < big_t), tf.float32)
-    steps = tf.reduce_sum(tf.cast(step_lengths, tf.float32))
+    steps = global_sum(tf.reduce_sum(tf.cast(step_lengths, tf.float32)))
     return tf.reduce_sum(alignments * w * mask) / tf.maximum(steps, 1.0)
+
+
+SHARED = {"teacher_prob"}  # reported values that are not per-replica shares of a mean
+
+
+def report(trackers: dict, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Update the Mean trackers with the global values (a replica's share times N)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    for name, value in losses.items():
+        trackers[name].update_state(value if name in SHARED else value * replicas)
+    return {name: trackers[name].result() for name in losses}
 
 
 def apply_clipped(optimizer, grads, variables, clip_norm: float) -> None:
     """Clip by the global norm of the gradient summed over replicas, then apply.
 
-    Under a distribution strategy each replica holds its part of the gradient (the loss
-    is divided by the number of replicas) and Keras sums the parts when applying. To
+    Under a distribution strategy each replica holds its part of the gradient (its share
+    of the global loss, see ``global_sum``) and Keras sums the parts when applying. To
     clip the *total* gradient, the parts are summed here first, clipped, and divided
     again, so that Keras' sum gives back the clipped total: 1 device and N replicas
     then take the same step.
@@ -279,7 +309,7 @@ class Tacotron2(keras.Model):
         stop_target = batch["stop_targets"][:, r - 1 :: r]
         step_mask = mask[:, ::r]
         bce = tf.nn.weighted_cross_entropy_with_logits(stop_target, out["stop_logits"], t.stop_pos_weight)
-        stop_loss = tf.reduce_sum(bce * step_mask) / tf.maximum(tf.reduce_sum(step_mask), 1.0)
+        stop_loss = masked_mean(bce, step_mask)
         losses = {"mel_loss": mel_loss, "postnet_loss": post_loss, "stop_loss": stop_loss}
         total = mel_loss + post_loss + stop_loss
         if t.guided_attention and t.ga_weight > 0:
@@ -312,10 +342,11 @@ class Tacotron2(keras.Model):
             out = self.run(data["text_ids"], data["mel"], teacher_prob=p, seed=self._seed(step),
                            training=True, stop_gradient=t.free_running_stop_gradient)
             losses = self.losses_for(data, out, step)
-            total = losses["loss"] + self.l2_penalty()
-            # Keras sums gradients across replicas: scale so they equal single-device ones
-            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        apply_clipped(self.optimizer, tape.gradient(scaled, self.trainable_variables),
+            # the losses are this replica's share of the global means (see global_sum);
+            # the L2 term is the same on every replica, so each adds its 1/N part
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            total = losses["loss"] + self.l2_penalty() / replicas
+        apply_clipped(self.optimizer, tape.gradient(total, self.trainable_variables),
                       self.trainable_variables, t.grad_clip_norm)
         losses["teacher_prob"] = p
         return self._report(losses)
@@ -334,6 +365,4 @@ class Tacotron2(keras.Model):
         return self._report(losses)
 
     def _report(self, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        for name, value in losses.items():
-            self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in losses}
+        return report(self.trackers, losses)
