@@ -127,7 +127,7 @@ def test_student_must_match_the_teacher(teacher_run, tmp_path: Path) -> None:
 def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
     data, teacher = teacher_run
     args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
-            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune"),
+            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune"), "--strategy", "mirrored",
             "--set", "distill.tune_lambda_min=0.1", "--set", "distill.tune_lambda_max=10"]
     for s in SETTINGS:
         args += ["--set", s]
@@ -161,3 +161,10 @@ def test_failed_trials_are_visible_and_all_failing_is_an_error(teacher_run, tmp_
     assert "every trial failed" in result.output and "FAILED" in result.output
     assert "out of memory (simulated)" in result.output
     assert "FAILED" in (tmp_path / "tune" / "trials.csv").read_text()
+
+
+def test_tune_refuses_multiworker_with_the_reason(teacher_run, tmp_path: Path) -> None:
+    data, teacher = teacher_run
+    result = CliRunner().invoke(main, ["tune", "--config", "tiny_en", "--data", str(data), "--teacher",
+                                       str(teacher), "--out", str(tmp_path), "--strategy", "multiworker"])
+    assert result.exit_code == 1 and "keras-team/keras#20585" in result.output

@@ -288,9 +288,12 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
               help="keras-tuner search algorithm.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Training steps per trial  [default: distill.steps].")
+@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
+              show_default=True, help="Strategy for each trial's model.fit. multiworker is refused: "
+                                      "Keras 3 model.fit fails under it (keras-team/keras#20585).")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tuner: str,
-             steps: int | None, overrides: tuple[str, ...]) -> None:
+             steps: int | None, strategy: str, overrides: tuple[str, ...]) -> None:
     """Search the distillation weight lambda with keras-tuner.
 
     lambda is sampled log-uniformly over [distill.tune_lambda_min, tune_lambda_max]
@@ -304,7 +307,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
     cfg = _load(config, overrides)
     try:
         table = tune_lambda(cfg, data, teacher, out, trials=trials, tuner=tuner, steps=steps,
-                            echo=click.echo)
+                            strategy=strategy, echo=click.echo)
     except (TuneError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table(table))

@@ -28,6 +28,7 @@ from .config import Config
 from .data.dataset import load_manifest, make_dataset
 from .distill import Distiller, load_teacher
 from .model import Tacotron2
+from .train import make_strategy
 
 __all__ = ["LambdaHyperModel", "tune_lambda", "Trial", "TuneError", "OBJECTIVE"]
 
@@ -92,6 +93,7 @@ def tune_lambda(
     trials: int = 8,
     tuner: str = "random",
     steps: int | None = None,
+    strategy: str = "default",
     echo: Callable[[str], None] = print,
 ) -> list[Trial]:
     """Run the search and write ``out/trials.csv``; returns the table (best first).
@@ -99,6 +101,9 @@ def tune_lambda(
     Args:
         steps: training steps per trial (default ``distill.steps``).
         tuner: "random" or "bayesian".
+        strategy: "default" or "mirrored" (keras-tuner runs each trial's ``model.fit`` under
+            it). "multiworker" is refused: Keras 3 ``model.fit`` fails under
+            MultiWorkerMirroredStrategy (keras-team/keras#20585).
 
     Raises:
         TuneError: every trial failed.
@@ -111,8 +116,14 @@ def tune_lambda(
     keras.utils.set_random_seed(cfg.train.seed)
     hypermodel = LambdaHyperModel(cfg, teacher_model, steps)
     objective = kt.Objective(OBJECTIVE, direction="min")
+    if strategy == "multiworker":
+        raise ValueError("tune cannot run multi-worker: keras-tuner trains with model.fit, which fails "
+                         "under MultiWorkerMirroredStrategy in Keras 3 (keras-team/keras#20585); use "
+                         "--strategy mirrored, or run several tuners on one oracle")
+    distribution = make_strategy(strategy) if strategy != "default" else None
     common = dict(objective=objective, max_trials=trials, directory=str(out), project_name="keras_tuner",
-                  overwrite=False, seed=cfg.train.seed, max_consecutive_failed_trials=trials + 1)
+                  overwrite=False, seed=cfg.train.seed, max_consecutive_failed_trials=trials + 1,
+                  distribution_strategy=distribution)
     if tuner == "random":
         search = kt.RandomSearch(hypermodel, **common)
     elif tuner == "bayesian":
