@@ -6,7 +6,9 @@ Every command takes ``--config`` (a TOML path or a built-in name such as
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -22,6 +24,24 @@ CONFIG_HELP = (
     + ")."
 )
 SET_HELP = "Override a config value, e.g. --set train.batch_size=16 (repeatable; TOML syntax)."
+
+
+@contextlib.contextmanager
+def _stop_signals_save():
+    """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt, so training saves and exits.
+
+    Shells start background jobs with SIGINT ignored (``nohup cmd &``); training installs
+    the handler itself so that ``kill -INT`` or a scheduler's SIGTERM still save a checkpoint.
+    """
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _load(config: str, overrides: tuple[str, ...]):
@@ -222,14 +242,15 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
     Checkpoints every train.checkpoint_every steps (last train.keep_checkpoints kept)
     and writes OUT/model.keras for synthesis; re-running the same command resumes.
     TensorBoard logs go to OUT/logs. A NaN/Inf loss stops the run and keeps the last
-    good checkpoint; Ctrl-C saves and exits. Free running from step 0 (--mode fr) is
+    good checkpoint; Ctrl-C (or SIGTERM) saves and exits. Free running from step 0 (--mode fr) is
     expected to train poorly: the paper's baseline, not a bug.
     """
     from .train import TrainingDiverged, train
 
     cfg = _load(config, overrides)
     try:
-        result = train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo)
+        with _stop_signals_save():
+            result = train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo)
     except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); model: {out / 'model.keras'}")
@@ -267,8 +288,9 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
 
     cfg = _load(config, overrides)
     try:
-        result = distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
-                         echo=click.echo)
+        with _stop_signals_save():
+            result = distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
+                             echo=click.echo)
     except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); student: {out / 'model.keras'}")
