@@ -136,6 +136,16 @@ def _data_description(manifest: Manifest) -> dict[str, Any]:
             "audio": d["audio"], "mel_stats": d["mel_stats"], "config_hash": d["config_hash"]}
 
 
+def _prepare_run_dir(run_dir: Path, cfg: Config, manifest: Manifest) -> None:
+    """Create the run directory (refusing another architecture's) and describe the run."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "config.toml").is_file():
+        _check_same_model(run_dir, cfg)
+    cfg.save(run_dir / "config.toml")
+    (run_dir / "data.json").write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
+                                                  indent=1), encoding="utf-8")
+
+
 def _check_same_model(run_dir: Path, cfg: Config) -> None:
     """Resuming needs the architecture and data the checkpoints were made with."""
     old = load_config(run_dir / "config.toml")
@@ -331,13 +341,8 @@ def fit_run(
     if (strategy or t.strategy) == "multiworker":
         return _fit_multiworker(cfg, data_dir, run_dir, build, export, total_steps, label, echo)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / "config.toml").is_file():
-        _check_same_model(run_dir, cfg)
     manifest = load_manifest(data_dir)
-    cfg.save(run_dir / "config.toml")
-    (run_dir / "data.json").write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
-                                                  indent=1), encoding="utf-8")
+    _prepare_run_dir(run_dir, cfg, manifest)
     keras.utils.set_random_seed(t.seed)
     strat = make_strategy(strategy or t.strategy)
     with strat.scope():
@@ -430,12 +435,7 @@ def _fit_multiworker(
     run_dir = Path(run_dir)
     manifest = load_manifest(data_dir)
     if chief:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / "config.toml").is_file():
-            _check_same_model(run_dir, cfg)
-        cfg.save(run_dir / "config.toml")
-        (run_dir / "data.json").write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
-                                                      indent=1), encoding="utf-8")
+        _prepare_run_dir(run_dir, cfg, manifest)
     keras.utils.set_random_seed(t.seed)
     with strategy.scope():
         model = build(manifest)
