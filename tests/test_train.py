@@ -152,3 +152,18 @@ def test_split_sentences() -> None:
     assert split_sentences("你好。世界！") == ["你好。", "世界！"]
     long = "word, " * 60
     assert all(len(p) <= 200 for p in split_sentences(long)) and len(split_sentences(long)) == 2
+
+
+def test_mixed_precision_trains_and_saves_a_float32_model(data_dir: Path, tmp_path: Path) -> None:
+    import keras
+
+    cfg = load_config("tiny_en", [*SETTINGS, "train.mixed_precision=true"])
+    result = train(cfg, data_dir, tmp_path, steps=4, verbose=0)
+    assert result.status == "finished" and result.step == 4
+    assert all(np.isfinite(row["loss"]) for row in result.history)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert model.dtype_policy.name == "float32"
+    assert all(w.dtype == np.float32 and np.all(np.isfinite(w)) for w in model.get_weights())
+    out = model.infer(np.array([[5, 6, 7, 1]]), max_steps=3)
+    assert out["mel"].dtype == np.float32

@@ -111,7 +111,8 @@ class Distiller(keras.Model):
         losses = self.student.losses_for(data, out, step)
         losses["feature_loss"] = losses["loss"]
         step_mask = data["mel_mask"][:, :: self.r]
-        losses["distill_loss"] = distillation_loss(target_hidden, out["hidden"], step_mask,
+        losses["distill_loss"] = distillation_loss(tf.cast(target_hidden, tf.float32),
+                                                   tf.cast(out["hidden"], tf.float32), step_mask,
                                                    self.student.settings.decoder_lstm_units,
                                                    self.settings.layers)
         losses["loss"] = losses["feature_loss"] + self.settings.lambda_ * losses["distill_loss"]
@@ -123,7 +124,8 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             losses, _ = self._forward(data, step, training=True)
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            total = losses["loss"] + self.student.l2_penalty() / replicas  # shares, see global_sum
+            total = self.optimizer.scale_loss(  # shares of the global means, see global_sum
+                losses["loss"] + self.student.l2_penalty() / replicas)
         apply_clipped(self.optimizer, tape.gradient(total, variables), variables,
                       (self.student.train_settings or TrainConfig()).grad_clip_norm)
         return self._report(losses)

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -134,6 +135,19 @@ def _data_description(manifest: Manifest) -> dict[str, Any]:
     d = manifest.data
     return {"data_dir": str(manifest.root.resolve()), "symbols": d["symbols"], "text": d["text"],
             "audio": d["audio"], "mel_stats": d["mel_stats"], "config_hash": d["config_hash"]}
+
+
+@contextlib.contextmanager
+def _precision(mixed: bool):
+    """Build models under the ``mixed_float16`` policy (float16 compute, float32 weights;
+    Keras wraps the optimizer in a LossScaleOptimizer). For GPUs: on a CPU it is slower."""
+    previous = keras.config.dtype_policy()
+    if mixed:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def _prepare_run_dir(run_dir: Path, cfg: Config, manifest: Manifest) -> None:
@@ -335,9 +349,6 @@ def fit_run(
         label: what is trained, for the status line.
     """
     t = cfg.train
-    if t.mixed_precision:
-        raise ConfigError("train.mixed_precision = true (mixed_float16) is not supported yet; "
-                          "set it to false")
     if (strategy or t.strategy) == "multiworker":
         return _fit_multiworker(cfg, data_dir, run_dir, build, export, total_steps, label, echo)
     run_dir = Path(run_dir)
@@ -345,7 +356,7 @@ def fit_run(
     _prepare_run_dir(run_dir, cfg, manifest)
     keras.utils.set_random_seed(t.seed)
     strat = make_strategy(strategy or t.strategy)
-    with strat.scope():
+    with strat.scope(), _precision(t.mixed_precision):
         model = build(manifest)
         model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
@@ -437,7 +448,7 @@ def _fit_multiworker(
     if chief:
         _prepare_run_dir(run_dir, cfg, manifest)
     keras.utils.set_random_seed(t.seed)
-    with strategy.scope():
+    with strategy.scope(), _precision(t.mixed_precision):
         model = build(manifest)
         model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)

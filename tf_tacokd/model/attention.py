@@ -14,7 +14,6 @@ from .layers import Linear
 
 __all__ = ["LocationSensitiveAttention"]
 
-_NEG = -1e9  # masked energy (finite, so softmax stays NaN-free on fully masked rows)
 
 
 @keras.saving.register_keras_serializable(package="tf_tacokd")
@@ -67,7 +66,8 @@ class LocationSensitiveAttention(keras.layers.Layer):
         q = self.query_layer(query)[:, tf.newaxis, :]
         energies = tf.squeeze(self.v(tf.tanh(q + location + keys)), -1)
         allowed = mask if window is None else tf.logical_and(mask, window)
-        energies = tf.where(allowed, energies, tf.fill(tf.shape(energies), _NEG))
+        # the dtype's lowest finite value (float32 or float16 under mixed precision)
+        energies = tf.where(allowed, energies, tf.fill(tf.shape(energies), energies.dtype.min))
         new_weights = tf.nn.softmax(energies, axis=-1)
         context = tf.squeeze(tf.matmul(new_weights[:, tf.newaxis, :], memory), 1)
         return context, new_weights

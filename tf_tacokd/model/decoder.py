@@ -147,13 +147,13 @@ class Decoder(keras.layers.Layer):
             # natural previous frame of step t: the last frame of step t - 1 (zeros at t = 0)
             last_frames = targets[:, self.r - 1 :: self.r][:, : n_steps]
             natural = tf.concat([tf.zeros_like(last_frames[:, :1]), last_frames[:, :-1]], 1)
-            natural = tf.transpose(natural, [1, 0, 2])  # time-major for indexing
+            natural = tf.cast(tf.transpose(natural, [1, 0, 2]), memory.dtype)  # time-major
             size = n_steps
         else:
             n_steps = tf.constant(max_steps, tf.int32)
             natural = None
             size = max_steps
-        teacher_prob = tf.cast(teacher_prob, memory.dtype)
+        teacher_prob = tf.cast(teacher_prob, tf.float32)
         dtype = memory.dtype
         tas = (tf.TensorArray(dtype, size=size, element_shape=[None, self.n_mels * self.r]),
                tf.TensorArray(dtype, size=size, element_shape=[None]),

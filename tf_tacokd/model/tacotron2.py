@@ -91,6 +91,7 @@ def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 def masked_mse(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Mean squared error over real frames: ``mask`` is ``[B, F]``, values ``[B, F, n_mels]``."""
     frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
+    pred = tf.cast(pred, tf.float32)  # float16 under mixed precision
     err = tf.reduce_mean(tf.square(pred[:, :frames] - target[:, :frames]), -1)
     return masked_mean(err, mask[:, :frames])
 
@@ -137,7 +138,15 @@ def apply_clipped(optimizer, grads, variables, clip_norm: float) -> None:
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:
             grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        # under mixed precision the gradients carry the loss scale: clip the true gradient,
+        # then scale back (the LossScaleOptimizer unscales and skips non-finite steps)
+        scale = getattr(optimizer, "dynamic_scale", None)
+        scale = None if scale is None else tf.cast(scale, tf.float32)
+        if scale is not None:
+            grads = [g / scale for g in grads]
         grads, _ = tf.clip_by_global_norm(grads, clip_norm)
+        if scale is not None:
+            grads = [g * scale for g in grads]
         if replicas > 1:
             grads = [g / replicas for g in grads]
     optimizer.apply_gradients(zip(grads, variables))
@@ -252,9 +261,10 @@ class Tacotron2(keras.Model):
             def fn(ids, seed_pair):
                 out = self.run(ids, seed=seed_pair, max_steps=key[0], window=win)
                 mask = tf.sequence_mask(out["lengths"], tf.shape(out["mel"])[1], dtype=tf.float32)
-                return {"mel": out["mel"] * mask[..., tf.newaxis], "lengths": out["lengths"],
-                        "stop_probs": tf.sigmoid(out["stop_logits"]), "alignments": out["alignments"],
-                        "finished": out["finished"]}
+                f32 = lambda x: tf.cast(x, tf.float32)  # noqa: E731  (float16 under mixed precision)
+                return {"mel": f32(out["mel"]) * mask[..., tf.newaxis], "lengths": out["lengths"],
+                        "stop_probs": tf.sigmoid(f32(out["stop_logits"])),
+                        "alignments": f32(out["alignments"]), "finished": out["finished"]}
 
             self._infer_fn = (key, fn)
         ids = tf.constant(np.atleast_2d(np.asarray(text_ids, np.int32)))
@@ -300,8 +310,11 @@ class Tacotron2(keras.Model):
         return list(self.trackers.values())
 
     def losses_for(self, batch: dict[str, tf.Tensor], out: dict[str, tf.Tensor], step) -> dict[str, tf.Tensor]:
-        """Masked mel L2 (before and after the postnet), stop BCE and guided attention."""
+        """Masked mel L2 (before and after the postnet), stop BCE and guided attention.
+
+        Computed in float32 (also under mixed precision)."""
         t = self.train_settings or TrainConfig()
+        out = {k: tf.cast(v, tf.float32) if v.dtype.is_floating else v for k, v in out.items()}
         mask, target = batch["mel_mask"], batch["mel"]
         mel_loss = masked_mse(out["mel_before"], target, mask)
         post_loss = masked_mse(out["mel"], target, mask)
@@ -345,7 +358,7 @@ class Tacotron2(keras.Model):
             # the losses are this replica's share of the global means (see global_sum);
             # the L2 term is the same on every replica, so each adds its 1/N part
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            total = losses["loss"] + self.l2_penalty() / replicas
+            total = self.optimizer.scale_loss(losses["loss"] + self.l2_penalty() / replicas)
         apply_clipped(self.optimizer, tape.gradient(total, self.trainable_variables),
                       self.trainable_variables, t.grad_clip_norm)
         losses["teacher_prob"] = p
