@@ -23,6 +23,11 @@ CONFIG_HELP = (
     + ", ".join(list_builtin_configs())
     + ")."
 )
+#: --strategy of train and distill
+TRAINING_STRATEGY = click.option(
+    "--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
+    help="default: one device; mirrored: all visible GPUs; multiworker: several processes/machines, "
+         "each run with its own TF_CONFIG  [default: train.strategy].")
 SET_HELP = "Override a config value, e.g. --set train.batch_size=16 (repeatable; TOML syntax)."
 
 
@@ -231,9 +236,7 @@ def _print_preprocess_report(report) -> None:
               help="Run directory; if it holds checkpoints, training resumes.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Total steps to reach  [default: train.steps].")
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
-              help="default: one device; mirrored: all visible GPUs; multiworker: several "
-                   "processes/machines, each run with its own TF_CONFIG  [default: train.strategy].")
+@TRAINING_STRATEGY
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int | None,
               strategy: str | None, overrides: tuple[str, ...]) -> None:
@@ -268,9 +271,7 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
               help="Weight of the distillation loss  [default: distill.lambda, 1.0 in the paper].")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Total steps to reach  [default: distill.steps].")
-@click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
-              help="default: one device; mirrored: all visible GPUs; multiworker: several "
-                   "processes/machines, each run with its own TF_CONFIG  [default: train.strategy].")
+@TRAINING_STRATEGY
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: float | None,
                 steps: int | None, strategy: str | None, overrides: tuple[str, ...]) -> None:

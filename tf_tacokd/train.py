@@ -438,8 +438,6 @@ def _fit_multiworker(
     on a shared file system) and its own ``TF_CONFIG``; the chief writes the run
     directory, the others checkpoint to temporary directories, as TensorFlow requires.
     """
-    import tempfile as _tempfile
-
     t = cfg.train
     strategy = make_strategy("multiworker")
     chief = _is_chief(strategy)
@@ -453,7 +451,7 @@ def _fit_multiworker(
         model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     shared = run_dir / "checkpoints"
-    write_dir = shared if chief else Path(_tempfile.mkdtemp(prefix="tacokd-worker-"))
+    write_dir = shared if chief else Path(tempfile.mkdtemp(prefix="tacokd-worker-"))
     manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=t.keep_checkpoints)
     latest = tf.train.latest_checkpoint(shared) if shared.is_dir() else None
     if latest:
