@@ -56,6 +56,8 @@ def test_hanzi_to_toned_pinyin(text: str, expected: str) -> None:
         ("1001", "yi1 qian1 ling2 yi1"),
         ("10086", "yi1 wan4 ling2 ba1 shi2 liu4"),
         ("1,000,000人", "yi1 bai3 wan4 ren2"),
+        ("100，100", "yi1 bai3, yi1 bai3"),  # a full-width comma is not a thousands separator
+        ("100、100", "yi1 bai3, yi1 bai3"),
         ("3.14", "san1 dian3 yi1 si4"),
         ("50%", "bai3 fen1 zhi1 wu3 shi2"),
         ("-5度", "fu4 wu3 du4"),

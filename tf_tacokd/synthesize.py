@@ -112,15 +112,17 @@ class Synthesizer:
         return cls.from_run(path.parent, path)
 
     def synthesize(self, text: str, seed: int = 0, max_steps: int | None = None,
-                   window: bool | None = None, pause: float = 0.15) -> SynthesisResult:
+                   window: bool | None = None, pause: float = 0.15, split: bool = True) -> SynthesisResult:
         """Synthesise ``text`` (split into sentences, joined with ``pause`` seconds of silence).
 
         Args:
+            split: False decodes the whole text as one utterance (evaluation of long or
+                oddly punctuated sentences: "A. B. C." stays one item).
             seed: prenet dropout and Griffin-Lim phase seed: same seed, same audio.
             max_steps: decoder step bound (default ``model.max_decoder_steps``).
             window: attention window constraint (default ``model.attention_window``).
         """
-        sentences = split_sentences(text)
+        sentences = split_sentences(text) if split else ([text.strip()] if text.strip() else [])
         if not sentences:
             raise ValueError(f"nothing to synthesise in {text!r}")
         a = self.config.audio

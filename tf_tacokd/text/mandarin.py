@@ -217,7 +217,8 @@ def normalize_mandarin(
         ``(normalised, dropped)``: the pinyin string and the characters that could not
         be read (in order of appearance).
     """
-    text = unicodedata.normalize("NFKC", text)
+    # a full-width comma separates clauses, never thousands: "100，100" is two numbers
+    text = unicodedata.normalize("NFKC", text.replace("，", ", ").replace("、", ", "))
     text = "".join(_PUNCT_MAP.get(ch, ch) for ch in text)
     unknown: dict[str, None] = {}
     words: list[str] = []  # syllables, punctuation and pause symbols, in order

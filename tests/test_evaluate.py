@@ -1,0 +1,89 @@
+"""`tacokd evaluate` end to end on two tiny trained runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+from tf_tacokd.config import load_config
+from tf_tacokd.evaluate import run_evaluation
+from tf_tacokd.train import train
+
+from .conftest import preprocessed_ljspeech
+
+SETTINGS = ["data.val_size=2", "data.test_size=3", "data.shard_size=4", "train.batch_size=2",
+            "train.checkpoint_every=2", "train.validate_every=100", "train.log_every=2",
+            "train.audio_every=100"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("evaluate")
+    data = preprocessed_ljspeech(root, SETTINGS)
+    cfg = load_config("tiny_en", SETTINGS)
+    a, b = root / "teacher", root / "fr"
+    train(cfg, data, a, mode="teacher", steps=2, verbose=0)
+    train(cfg, data, b, mode="fr", steps=2, verbose=0)
+    return a, b
+
+
+def test_report_for_two_runs_resumes_and_lists_failures(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("letters\tA B C.\nletters\tX Y Z.\nlong\tThe cat sat on the mat.\nodd\t...\n",
+                         encoding="utf-8")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--run", str(runs[0]), "--run", str(runs[1]), "--names", "TF,FR",
+            "--sentences", str(sentences), "--lang", "en", "--out", str(out), "--max-steps", "8",
+            "--seed", "5", "--metrics", "attention,asr,dnsmos"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    assert "| TF | en |" in md and "| FR | en |" in md and "| FR vs TF | attention errors | 3 |" in md
+    assert "## Failed utterances" in md and "odd-001" in md  # "..." has nothing to say: listed, not fatal
+    assert "mcd: not requested" not in md
+    res = json.loads((out / "results.json").read_text())
+    assert res["systems"]["TF"]["utterances"] == 3 and res["systems"]["TF"]["failed"] == 1
+    assert res["metrics"] == {"attention": "ok", "asr": "ok", "dnsmos": "ok"}
+    rows = list(csv.DictReader((out / "utterances.csv").open()))
+    assert len(rows) == 8 and {r["system"] for r in rows} == {"TF", "FR"}
+    ok = [r for r in rows if r["status"] == "ok"]
+    # untrained models run to the step bound: incomplete, and the seed is sentence-indexed
+    assert all(r["finished"] == "False" and r["incomplete"] == "True" and int(r["steps"]) == 8 for r in ok)
+    assert [r["seed"] for r in ok if r["system"] == "TF"] == ["5", "6", "7"]
+    assert all(r["dnsmos_ovrl"] and r["reference_words"] for r in ok)
+    for r in ok:
+        assert (out / r["wav"]).is_file() and (out / r["alignment_png"]).is_file()
+    assert (out / "errors.png").is_file()
+
+    # same command again: everything comes from the cache (no wav rewritten), same numbers
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "wavs").rglob("*.wav")}
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in (out / "wavs").rglob("*.wav")} == stamps
+    assert json.loads((out / "results.json").read_text())["systems"] == res["systems"]
+
+    strict = CliRunner().invoke(main, args + ["--strict", "--out", str(tmp_path / "strict")])
+    assert strict.exit_code != 0 and "odd-001" in strict.output
+
+
+def test_indomain_with_natural_audio_gives_mcd(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    res = run_evaluation([runs[0]], tmp_path / "in", sentences="builtin-indomain", seed=0,
+                         metrics=["attention", "mcd"], max_steps=6)
+    s = res["systems"]["teacher"]
+    assert s["utterances"] >= 1 and s["mcd"] > 0 and res["metrics"]["mcd"] == "ok"
+    assert s["duration_ratio_median"] > 0  # natural frames known in-domain
+
+
+def test_bad_arguments_are_clear(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["evaluate", "--run", str(runs[0]), "--lang", "zh", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "is a 'en' model but --lang zh" in r.output
+    r = CliRunner().invoke(main, ["evaluate", "--run", str(runs[0]), "--names", "A,B", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "2 names for 1 runs" in r.output
+    r = CliRunner().invoke(main, ["evaluate", "--run", str(runs[0]), "--metrics", "attention,wer",
+                                  "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "unknown metric(s) ['wer']" in r.output

@@ -1,0 +1,197 @@
+"""ASR errors, DNSMOS, MCD, test sets and the report, each against a hand-made or
+independent reference."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tf_tacokd.evaluate.asr import add_noise, normalize_for_wer, word_errors
+from tf_tacokd.evaluate.report import bootstrap_ci, paired_comparison, summarize, write_report
+from tf_tacokd.evaluate.testsets import builtin_hard, load_sentence_file, load_sentences
+from tf_tacokd.text import TextFrontEnd
+
+from .conftest import requires_espeak, speechlike, write_wav
+
+# -- ASR error counting ------------------------------------------------------------
+
+
+def test_word_errors_by_hand() -> None:
+    e = word_errors("The cat sat on the mat.", "the cat cat sat on mat")  # 1 insertion, 1 deletion
+    assert (e.reference_words, e.insertions, e.deletions, e.substitutions) == (6, 1, 1, 0)
+    assert e.ins_del_rate == pytest.approx(2 / 6) and e.wer == pytest.approx(2 / 6)
+    s = word_errors("one two three", "one too three")
+    assert (s.substitutions, s.insertions, s.deletions, s.hits) == (1, 0, 0, 2) and s.ins_del_rate == 0
+    assert s.cer == pytest.approx(1 / 13)  # "two" -> "too": one character of "one two three"
+    empty = word_errors("one two three", "")
+    assert empty.deletions == 3 and empty.wer == 1.0 and empty.cer == 1.0
+    with pytest.raises(ValueError, match="empty reference"):
+        word_errors("...", "x")
+
+
+def test_normalize_for_wer() -> None:
+    assert normalize_for_wer("Twenty-two, 'quoted' DON'T!") == "twenty two quoted don't"
+
+
+def test_noise_level_and_seed() -> None:
+    x = add_noise(np.zeros(160000, np.float32), -50.0, seed=3)
+    rms_db = 20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+    assert abs(rms_db - (-50.0)) < 0.1
+    np.testing.assert_array_equal(x, add_noise(np.zeros(160000, np.float32), -50.0, seed=3))
+    assert not np.array_equal(x, add_noise(np.zeros(160000, np.float32), -50.0, seed=4))
+
+
+@requires_espeak
+@pytest.mark.espeak
+def test_asr_understands_noisy_espeak_utterances(tmp_path: Path) -> None:
+    from tf_tacokd.evaluate.asr import SpeechRecognizer
+
+    asr = SpeechRecognizer(noise_dbfs=-50.0)
+    errors = words = 0
+    for i, text in enumerate(["Please call me tomorrow morning before you leave for the office.",
+                              "The children played in the garden until it was time for dinner.",
+                              "The train was late because of the snow on the tracks."]):
+        wav = tmp_path / f"s{i}.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(wav), text], check=True)
+        x, sr = sf.read(str(wav), dtype="float32")
+        assert sr == 22050 and np.mean(x == 0) > 0.01  # espeak writes digital silence
+        e = word_errors(text, asr.transcribe(x, sr, seed=i))
+        errors += e.substitutions + e.deletions + e.insertions
+        words += e.reference_words
+    assert errors / words < 0.4  # 6% measured; pocketsphinx's generic LM misses some words
+
+
+# -- DNSMOS and MCD -------------------------------------------------------------------
+
+
+def test_dnsmos_rates_speech_above_noise_and_rejects_silence() -> None:
+    from tf_tacokd.evaluate.quality import dnsmos
+
+    sr = 16000
+    harmonic = speechlike(3.0, seed=1, sr=sr).astype(np.float32)
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 3 * sr).astype(np.float32)
+    a, b = dnsmos(harmonic, sr), dnsmos(noise, sr)
+    assert set(a) == {"sig", "bak", "ovrl", "p808"} and all(1.0 <= v <= 5.0 for v in a.values())
+    assert b["bak"] < a["bak"]  # white noise is the background DNSMOS penalises
+    with pytest.raises(ValueError, match="silent"):
+        dnsmos(np.zeros(sr, np.float32), sr)
+
+
+def test_mcd_zero_for_identical_and_grows_with_distortion(tmp_path: Path) -> None:
+    from tf_tacokd.evaluate.quality import mcd
+
+    sr = 22050
+    clean = speechlike(1.5, seed=2, sr=sr)
+    a = write_wav(tmp_path / "a.wav", clean, sr)
+    rng = np.random.default_rng(0)
+    slight = write_wav(tmp_path / "b.wav", clean + 0.003 * rng.standard_normal(clean.size), sr)
+    strong = write_wav(tmp_path / "c.wav", clean + 0.05 * rng.standard_normal(clean.size), sr)
+    assert mcd(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert 0 < mcd(a, slight) < mcd(a, strong)
+
+
+# -- test sets --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang, minimum, categories", [
+    ("en", 80, {"single_letter", "spelling", "repeated_number", "repeated_word", "long_sentence"}),
+    ("zh", 50, {"single_character", "tongue_twister", "repeated_number", "long_sentence"}),
+])
+def test_builtin_hard_sets(lang: str, minimum: int, categories: set[str]) -> None:
+    items = builtin_hard(lang)
+    assert len(items) >= minimum and {s.category for s in items} == categories
+    assert len({s.id for s in items}) == len(items)
+    fe = TextFrontEnd(lang, strict=True)  # every line is readable without dropping characters
+    for s in items:
+        assert fe.process(s.text).ids
+    if lang == "en":
+        short = [s for s in items if s.category != "long_sentence"]
+        long = [len(s.text) for s in items if s.category == "long_sentence"]
+        assert len(short) >= 50 and len(long) >= 30 and 120 <= np.mean(long) <= 140
+
+
+def test_sentence_file_formats_and_errors(tmp_path: Path) -> None:
+    f = tmp_path / "s.txt"
+    f.write_text("# comment\nHello there.\n\nnumbers\t1 2 3\nnumbers\t4 5 6\n", encoding="utf-8")
+    items = load_sentence_file(f)
+    assert [(s.id, s.category, s.text) for s in items] == [
+        ("custom-001", "custom", "Hello there."), ("numbers-001", "numbers", "1 2 3"),
+        ("numbers-002", "numbers", "4 5 6")]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ok\nnumbers\t\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.txt:2: no text"):
+        load_sentence_file(bad)
+    (tmp_path / "empty.txt").write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no sentences"):
+        load_sentence_file(tmp_path / "empty.txt")
+    with pytest.raises(ValueError, match="builtin-hard, builtin-indomain or an existing file"):
+        load_sentences("nosuchfile.txt", "en")
+    with pytest.raises(ValueError, match="needs the run's preprocessed data"):
+        load_sentences("builtin-indomain", "en", tmp_path / "missing")
+
+
+# -- aggregation and paired comparison ----------------------------------------------------
+
+
+def _row(system: str, uid: str, skips: int, repeats: int = 0, incomplete: bool = False, **kw) -> dict:
+    return {"system": system, "id": uid, "category": kw.pop("category", "c"), "status": "ok", "skips": skips,
+            "skipped_tokens": skips, "repeats": repeats, "incomplete": incomplete, "finished": not incomplete,
+            "focus_rate": 0.8, "diagonal_score": 0.9, "duration_ratio": 1.0, **kw}
+
+
+def test_summary_and_paired_comparison_by_hand() -> None:
+    rows = [_row("A", "1", 2, reference_words=10, insertions=1, deletions=2, substitutions=1, cer=0.1,
+                 dnsmos_ovrl=2.0),
+            _row("A", "2", 0, 1, reference_words=10, insertions=0, deletions=0, substitutions=0, cer=0.0,
+                 dnsmos_ovrl=3.0),
+            _row("A", "3", 0, incomplete=True, reference_words=5, insertions=0, deletions=5, substitutions=0,
+                 cer=1.0, dnsmos_ovrl=2.5),
+            _row("B", "1", 0, reference_words=10, insertions=0, deletions=0, substitutions=1, cer=0.05,
+                 dnsmos_ovrl=2.5),
+            _row("B", "2", 0, 1, reference_words=10, insertions=0, deletions=0, substitutions=0, cer=0.0,
+                 dnsmos_ovrl=3.02),
+            _row("B", "3", 1, reference_words=5, insertions=1, deletions=0, substitutions=0, cer=0.2,
+                 dnsmos_ovrl=2.0),
+            {"system": "B", "id": "4", "category": "c", "status": "error: ValueError: x"}]
+    s = summarize(rows, ["A", "B"])
+    assert (s["A"]["skips"], s["A"]["repeats"], s["A"]["incomplete"]) == (2, 1, 1)
+    assert s["A"]["ins_del_rate"] == pytest.approx(8 / 25) and s["A"]["wer"] == pytest.approx(9 / 25)
+    assert s["B"]["failed"] == 1 and s["B"]["utterances"] == 3
+    assert s["A"]["utterances_with_errors"] == 3 and s["B"]["utterances_with_errors"] == 2
+    c = paired_comparison(rows, "A", "B", samples=500, seed=0)
+    ae = c["attention_errors"]  # per utterance A: 2, 1, 1; B: 0, 1, 1
+    assert (ae["wins"], ae["ties"], ae["losses"]) == (1, 2, 0)
+    assert ae["mean_diff"] == pytest.approx(-2 / 3)
+    asr = c["asr_ins_del"]  # A: 3, 0, 5; B: 0, 0, 1
+    assert (asr["wins"], asr["ties"], asr["losses"]) == (2, 1, 0)
+    mos = c["dnsmos_ovrl"]  # +0.5 win, +0.02 tie (within 0.05), -0.5 loss
+    assert (mos["wins"], mos["ties"], mos["losses"]) == (1, 1, 1)
+
+
+def test_bootstrap_interval_matches_the_normal_approximation() -> None:
+    d = np.random.default_rng(1).normal(0.5, 1.0, 400)
+    lo, hi = bootstrap_ci(d, 4000, seed=0)
+    se = d.std(ddof=1) / math.sqrt(d.size)
+    assert lo < d.mean() < hi
+    assert abs(lo - (d.mean() - 1.96 * se)) < 0.02 and abs(hi - (d.mean() + 1.96 * se)) < 0.02
+    assert bootstrap_ci(np.zeros(5), 100, 0) == (0.0, 0.0)
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    rows = [_row("SS", "x-001", 3, category="spelling"), _row("KD", "x-001", 0, category="spelling"),
+            _row("SS", "y-001", 0, 2, category="long"), _row("KD", "y-001", 0, category="long")]
+    status = {"attention": "ok", "asr": "not installed", "dnsmos": "not installed", "mcd": "not applicable"}
+    res = write_report(tmp_path, rows, ["SS", "KD"], status, {"sentences": "f.txt", "language": "en", "seed": 1,
+                                                             "runs": {"SS": "r1", "KD": "r2"}}, 200, 0)
+    md = (tmp_path / "report.md").read_text()
+    assert "| SS | en | not installed | not installed | not installed" in md
+    assert "| KD vs SS | attention errors | 2 | 2 | 0 | 0 |" in md
+    assert "| spelling | 1 | 3 / 0 / 0 | 0 / 0 / 0 |" in md
+    assert res["systems"]["SS"]["repeats"] == 2
+    assert (tmp_path / "errors.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "utterances.csv").read_text().splitlines()[0].startswith("system,id,category")

@@ -1,0 +1,259 @@
+"""Aggregate per-utterance results into a Table-1-style report, paired comparisons with
+bootstrap confidence intervals (standing in for the paper's AB preference test), and files:
+``report.md``, ``results.json``, ``utterances.csv`` and ``errors.png``.
+
+Example:
+    >>> rows = [{"system": "A", "id": "s1", "status": "ok", "skips": 1, "repeats": 0, "incomplete": False},
+    ...         {"system": "B", "id": "s1", "status": "ok", "skips": 0, "repeats": 0, "incomplete": False}]
+    >>> c = paired_comparison(rows, "A", "B", samples=200, seed=0)
+    >>> c["attention_errors"]["wins"], c["attention_errors"]["losses"]
+    (1, 0)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["bootstrap_ci", "paired_comparison", "summarize", "write_report"]
+
+CSV_COLUMNS = [
+    "system", "id", "category", "status", "text", "normalized", "seed", "steps", "frames", "seconds",
+    "finished", "skips", "skipped_tokens", "repeats", "incomplete", "focus_rate", "diagonal_score",
+    "duration_ratio", "asr_hypothesis", "reference_words", "hits", "substitutions", "deletions",
+    "insertions", "wer", "cer", "ins_del_rate", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808",
+    "mcd", "synth_ms", "wav", "alignment_png",
+]
+
+
+def _ok(rows: Sequence[dict], system: str) -> list[dict]:
+    return [r for r in rows if r["system"] == system and r.get("status") == "ok"]
+
+
+def _mean(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else None
+
+
+def attention_errors(row: dict) -> int:
+    """Skips + repeats + (1 if incomplete) of one utterance."""
+    return int(row["skips"]) + int(row["repeats"]) + int(bool(row["incomplete"]))
+
+
+def summarize(rows: Sequence[dict], systems: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per-system totals and means (ASR rates are pooled over words, as WER is)."""
+    out = {}
+    for name in systems:
+        ok = _ok(rows, name)
+        failed = [r for r in rows if r["system"] == name and r.get("status") != "ok"]
+        s: dict[str, Any] = {"utterances": len(ok), "failed": len(failed)}
+        if ok:
+            s.update({
+                "skips": sum(r["skips"] for r in ok), "skipped_tokens": sum(r["skipped_tokens"] for r in ok),
+                "repeats": sum(r["repeats"] for r in ok), "incomplete": sum(bool(r["incomplete"]) for r in ok),
+                "not_finished": sum(not r["finished"] for r in ok),
+                "utterances_with_errors": sum(attention_errors(r) > 0 for r in ok),
+                "focus_rate": _mean([r["focus_rate"] for r in ok]),
+                "diagonal_score": _mean([r["diagonal_score"] for r in ok]),
+                "duration_ratio_median": (float(np.nanmedian([r["duration_ratio"] for r in ok]))
+                                          if any(not math.isnan(r["duration_ratio"]) for r in ok) else None),
+            })
+        asr = [r for r in ok if "reference_words" in r]
+        if asr:
+            words = sum(r["reference_words"] for r in asr)
+            ins, dels, subs = (sum(r[k] for r in asr) for k in ("insertions", "deletions", "substitutions"))
+            s.update({"reference_words": words, "insertions": ins, "deletions": dels, "substitutions": subs,
+                      "ins_del_rate": (ins + dels) / words, "wer": (ins + dels + subs) / words,
+                      "cer": _mean([r["cer"] for r in asr])})
+        for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "mcd"):
+            v = _mean([r.get(k) for r in ok])
+            if v is not None:
+                s[k] = v
+        cats: dict[str, dict[str, int]] = {}
+        for r in ok:
+            c = cats.setdefault(r["category"], {"n": 0, "skips": 0, "repeats": 0, "incomplete": 0})
+            c["n"] += 1
+            c["skips"] += r["skips"]
+            c["repeats"] += r["repeats"]
+            c["incomplete"] += int(bool(r["incomplete"]))
+        s["categories"] = cats
+        out[name] = s
+    return out
+
+
+def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences."""
+    diff = np.asarray(diff, np.float64)
+    if diff.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(samples, diff.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000, seed: int = 0,
+                      mos_tie: float = 0.05) -> dict[str, Any]:
+    """Per-utterance wins/ties/losses of ``b`` against ``a`` (on the utterances both finished).
+
+    Errors (attention skips + repeats + incomplete, ASR insertions + deletions): fewer is a
+    win for ``b``. DNSMOS OVRL: higher by more than ``mos_tie`` is a win. Each comes with the
+    mean paired difference ``b - a`` and its bootstrap 95% confidence interval.
+    """
+    ra = {r["id"]: r for r in _ok(rows, a)}
+    rb = {r["id"]: r for r in _ok(rows, b)}
+    common = [i for i in ra if i in rb]
+    out: dict[str, Any] = {"a": a, "b": b, "utterances": len(common)}
+
+    def compare(name: str, value, higher_better: bool, tie: float) -> None:
+        pairs = [(value(ra[i]), value(rb[i])) for i in common]
+        pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
+        if not pairs:
+            return
+        d = np.array([y - x for x, y in pairs], np.float64)
+        better = d > tie if higher_better else d < -tie
+        worse = d < -tie if higher_better else d > tie
+        lo, hi = bootstrap_ci(d, samples, seed)
+        out[name] = {"n": len(pairs), "wins": int(better.sum()), "ties": int((~better & ~worse).sum()),
+                     "losses": int(worse.sum()), "mean_a": float(np.mean([x for x, _ in pairs])),
+                     "mean_b": float(np.mean([y for _, y in pairs])), "mean_diff": float(d.mean()),
+                     "ci95": [lo, hi]}
+
+    compare("attention_errors", attention_errors, False, 0.0)
+    compare("asr_ins_del", lambda r: (r["insertions"] + r["deletions"]) if "insertions" in r else None,
+            False, 0.0)
+    compare("dnsmos_ovrl", lambda r: r.get("dnsmos_ovrl"), True, mos_tie)
+    return out
+
+
+def _fmt(v: Any, kind: str = "f") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if kind == "%":
+        return f"{100 * v:.1f}"
+    if kind == "d":
+        return str(int(v))
+    return f"{v:.2f}" if kind == "f" else f"{v:.3f}"
+
+
+def _column(status: dict[str, str], metric: str, value: str) -> str:
+    st = status.get(metric, "not requested")
+    return value if st == "ok" else ("not installed" if st == "not installed" else "n/a")
+
+
+def _bar_chart(path: Path, summary: dict[str, dict[str, Any]], title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    keys = ["skips", "repeats", "incomplete"]
+    x = np.arange(len(names))
+    width = 0.8 / len(keys)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for k, key in enumerate(keys):
+        axes[0].bar(x + (k - 1) * width, [summary[n].get(key, 0) for n in names], width, label=key)
+    axes[0].set_xticks(x, names)
+    axes[0].set_ylabel("count")
+    axes[0].set_title("attention errors")
+    axes[0].legend(fontsize=8)
+    rates = [summary[n].get("ins_del_rate") for n in names]
+    if any(r is not None for r in rates):
+        axes[1].bar(x, [100 * (r or 0) for r in rates], 0.5, color="tab:red")
+        axes[1].set_ylabel("%")
+        axes[1].set_title("ASR (insertions + deletions) / words")
+    else:
+        axes[1].bar(x, [summary[n].get("utterances_with_errors", 0) for n in names], 0.5, color="tab:red")
+        axes[1].set_title("utterances with any attention error")
+    axes[1].set_xticks(x, names)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], status: dict[str, str],
+                 info: dict[str, Any], samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Write report.md, results.json, utterances.csv and errors.png into ``out``; return the results."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows, systems)
+    comparisons = [paired_comparison(rows, a, b, samples, seed)
+                   for i, a in enumerate(systems) for b in systems[i + 1:]]
+    results = {"info": info, "metrics": status, "systems": summary, "comparisons": comparisons}
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    with (out / "utterances.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+    _bar_chart(out / "errors.png", summary, f"{info.get('sentences')} ({info.get('language')})")
+
+    lang = info.get("language", "")
+    lines = [f"# Evaluation: {info.get('sentences')} ({lang})", "",
+             f"{len({r['id'] for r in rows})} sentences, seed {info.get('seed')}, "
+             f"systems: {', '.join(f'{n} = `{p}`' for n, p in info.get('runs', {}).items())}.", "",
+             "| System | Lang | DNSMOS OVRL | DNSMOS P.808 | (ins+del) WER % | WER % | CER % | skips | repeats "
+             "| incomplete | focus rate | diagonal | MCD dB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in systems:
+        s = summary[name]
+        lines.append("| " + " | ".join([
+            name, lang,
+            _column(status, "dnsmos", _fmt(s.get("dnsmos_ovrl"))),
+            _column(status, "dnsmos", _fmt(s.get("dnsmos_p808"))),
+            _column(status, "asr", _fmt(s.get("ins_del_rate"), "%")),
+            _column(status, "asr", _fmt(s.get("wer"), "%")),
+            _column(status, "asr", _fmt(s.get("cer"), "%")),
+            _fmt(s.get("skips"), "d"), _fmt(s.get("repeats"), "d"),
+            f"{_fmt(s.get('incomplete'), 'd')}/{s['utterances']}",
+            _fmt(s.get("focus_rate"), "3"), _fmt(s.get("diagonal_score"), "3"),
+            _column(status, "mcd", _fmt(s.get("mcd"))),
+        ]) + " |")
+    lines += ["", "Skips and repeats are counted from the attention (skip: a letter run whose attention "
+              "never reaches the threshold; repeat: the focus jumping back); incomplete: no stop token "
+              "or the end never attended. (ins+del) WER is the paper's robustness figure from ASR.", ""]
+    cats = sorted({c for s in summary.values() for c in s.get("categories", {})})
+    if len(cats) > 1:
+        lines += ["## By category (skips / repeats / incomplete)", "",
+                  "| Category | n | " + " | ".join(systems) + " |", "|---|---|" + "---|" * len(systems)]
+        for c in cats:
+            n = max(summary[s].get("categories", {}).get(c, {}).get("n", 0) for s in systems)
+            cells = []
+            for s in systems:
+                v = summary[s].get("categories", {}).get(c)
+                cells.append(f"{v['skips']} / {v['repeats']} / {v['incomplete']}" if v else "–")
+            lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if comparisons:
+        lines += ["## Paired comparisons (B against A, per utterance)", "",
+                  "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        labels = {"attention_errors": "attention errors", "asr_ins_del": "ASR ins+del",
+                  "dnsmos_ovrl": "DNSMOS OVRL"}
+        for c in comparisons:
+            for key, label in labels.items():
+                if key in c:
+                    v = c[key]
+                    lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
+                                 f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
+                                 f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
+        lines += ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
+                  "An interval that excludes 0 is a difference this test set resolves.", ""]
+    notes = [f"- {k}: {v}" for k, v in status.items() if v != "ok"]
+    failed = [r for r in rows if r.get("status") != "ok"]
+    if notes:
+        lines += ["## Metrics not computed", "", *notes, ""]
+    if failed:
+        lines += ["## Failed utterances", "", *[f"- {r['system']} {r['id']}: {r['status']}" for r in failed], ""]
+    lines += ["## Files", "", "- `utterances.csv`: every utterance and metric; `results.json`: the tables above",
+              "- `wavs/<system>/<id>.wav`, `alignments/<system>/<id>.png`, `errors.png`", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return results

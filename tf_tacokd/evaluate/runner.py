@@ -1,0 +1,308 @@
+"""Synthesise a test set with one or more trained systems and measure every utterance.
+
+Each system (a run directory) reads every sentence as one utterance with seed ``seed + i``
+for sentence ``i`` (prenet dropout and Griffin-Lim phase), so the systems are compared on the
+same noise; ASR hears the same seeded noise floor. Per utterance: the attention metrics
+(:mod:`.alignment`), English ASR errors (:mod:`.asr`), DNSMOS and, where the natural recording
+exists, MCD (:mod:`.quality`). Metrics whose package is missing are reported as
+"not installed"; the others still run.
+
+Finished utterances are cached in ``OUT/.cache/<system>.jsonl`` (keyed by the model file's
+hash and the seed): an interrupted evaluation resumes, and a failing utterance is recorded
+with its error instead of stopping the job (``strict=True`` stops).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .alignment import analyze_alignment
+from .asr import SpeechRecognizer, asr_available, word_errors
+from .quality import dnsmos, dnsmos_available, mcd, mcd_available
+from .testsets import TestSentence
+
+__all__ = ["METRICS", "System", "evaluate_systems", "metric_status"]
+
+METRICS = ("attention", "asr", "dnsmos", "mcd")
+
+
+@dataclass
+class System:
+    """A trained model under evaluation."""
+
+    name: str
+    run_dir: Path
+    synthesizer: Any  # tf_tacokd.synthesize.Synthesizer
+    model_hash: str
+    frames_per_token: float | None = None  # the training data's speaking rate (duration ratio)
+
+    @classmethod
+    def load(cls, name: str, run_dir: str | Path) -> "System":
+        from ..synthesize import Synthesizer
+
+        run_dir = Path(run_dir)
+        synth = Synthesizer.from_run(run_dir)
+        digest = hashlib.sha256((run_dir / "model.keras").read_bytes()).hexdigest()[:16]
+        return cls(name, run_dir, synth, digest, _frames_per_token(run_dir))
+
+    @property
+    def language(self) -> str:
+        return self.synthesizer.config.text.language
+
+
+def _frames_per_token(run_dir: Path) -> float | None:
+    """Median mel frames per text token of the run's training data (None if unknown)."""
+    from ..train import load_run
+
+    try:
+        data_dir = Path(load_run(run_dir).data["data_dir"])
+        manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+        frames = manifest["frame_length_percentiles"][10]
+        tokens = manifest["text_length_percentiles"][10]
+        return float(frames) / float(tokens) if tokens else None
+    except (OSError, KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def metric_status(names: Sequence[str], language: str, sentences: Sequence[TestSentence]) -> dict[str, str]:
+    """"ok", or why a metric column stays empty ("not installed", "not applicable ...")."""
+    status = {}
+    for name in names:
+        if name == "attention":
+            status[name] = "ok"
+        elif name == "asr":
+            status[name] = ("not applicable (no offline Mandarin ASR)" if language != "en"
+                            else "ok" if asr_available() else "not installed")
+        elif name == "dnsmos":
+            status[name] = "ok" if dnsmos_available() else "not installed"
+        elif name == "mcd":
+            status[name] = ("not installed" if not mcd_available() else
+                            "ok" if any(s.audio is not None for s in sentences) else
+                            "not applicable (no natural recordings)")
+        else:
+            raise ValueError(f"unknown metric {name!r}: choose from {', '.join(METRICS)}")
+    return status
+
+
+@dataclass
+class _Tools:
+    status: dict[str, str]
+    asr: SpeechRecognizer | None = None
+    noise_dbfs: float = -50.0
+    eval_cfg: Any = None
+    failures: list[str] = field(default_factory=list)
+
+
+def _measure(system: System, sentence: TestSentence, index: int, seed: int, out: Path,
+             tools: _Tools, max_steps: int | None) -> dict[str, Any]:
+    synth, cfg = system.synthesizer, system.synthesizer.config
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = synth.synthesize(sentence.text, seed=seed + index, max_steps=max_steps, split=False)
+    synth_ms = (time.perf_counter() - t0) * 1000
+    wav_path = out / "wavs" / system.name / f"{sentence.id}.wav"
+    result.save(wav_path)
+    align, tokens = result.alignments[0], result.tokens[0]
+    png = out / "alignments" / system.name / f"{sentence.id}.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    result.plot(png)
+    r = cfg.model.reduction_factor
+    if sentence.frames:
+        expected = math.ceil(sentence.frames / r)
+    elif system.frames_per_token:
+        expected = (len(tokens) + 1) * system.frames_per_token / r
+    else:
+        expected = None
+    e = tools.eval_cfg
+    m = analyze_alignment(align, tokens, result.finished[0], expected, e.skip_threshold,
+                          e.repeat_tokens, e.incomplete_tail_tokens)
+    row: dict[str, Any] = {
+        "system": system.name, "id": sentence.id, "category": sentence.category, "text": sentence.text,
+        "normalized": result.normalized[0], "seed": seed + index, "status": "ok",
+        "frames": int(result.mels[0].shape[0]), "seconds": round(result.seconds, 3),
+        "synth_ms": round(synth_ms, 1), **m.as_dict(),
+        "wav": str(wav_path.relative_to(out)), "alignment_png": str(png.relative_to(out)),
+    }
+    if tools.status.get("asr") == "ok":
+        hyp = tools.asr.transcribe(result.wav, result.sample_rate, seed=seed + index)
+        row["asr_hypothesis"] = hyp
+        row.update({k: v for k, v in word_errors(result.normalized[0], hyp).as_dict().items()})
+    if tools.status.get("dnsmos") == "ok":
+        if np.any(result.wav):
+            row.update({f"dnsmos_{k}": v for k, v in dnsmos(result.wav, result.sample_rate).items()})
+    if tools.status.get("mcd") == "ok" and sentence.audio is not None and Path(sentence.audio).is_file():
+        row["mcd"] = mcd(sentence.audio, wav_path)
+    return row
+
+
+def _load_cache(path: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return rows
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by an interruption
+        if entry.get("key") == key and entry["row"].get("status") == "ok":
+            rows[entry["row"]["id"]] = entry["row"]
+    return rows
+
+
+def evaluate_systems(
+    systems: Sequence[System],
+    sentences: Sequence[TestSentence],
+    out: str | Path,
+    seed: int,
+    eval_cfg,
+    metrics: Sequence[str] = METRICS,
+    max_steps: int | None = None,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Synthesise and measure every sentence with every system.
+
+    Args:
+        systems: the systems (all of one language).
+        sentences: what to read.
+        out: output directory (wavs/, alignments/, .cache/).
+        seed: sentence ``i`` uses seed ``seed + i`` in every system.
+        eval_cfg: the ``[eval]`` config section (thresholds, ASR noise level).
+        metrics: a subset of :data:`METRICS`.
+        max_steps: decoder step bound (default: each model's ``max_decoder_steps``).
+        strict: raise on the first failing utterance instead of recording it.
+        progress: called with 1 after each utterance.
+
+    Returns:
+        ``(rows, status)``: one dict per (system, sentence), and each metric's status.
+    """
+    if not systems:
+        raise ValueError("no systems to evaluate")
+    languages = {s.language for s in systems}
+    if len(languages) > 1:
+        raise ValueError(f"systems of different languages cannot share a test set: "
+                         f"{', '.join(f'{s.name}={s.language}' for s in systems)}")
+    out = Path(out)
+    (out / ".cache").mkdir(parents=True, exist_ok=True)
+    status = metric_status(metrics, languages.pop(), sentences)
+    tools = _Tools(status, eval_cfg=eval_cfg)
+    if status.get("asr") == "ok":
+        tools.asr = SpeechRecognizer(eval_cfg.asr_noise_dbfs)
+    rows: list[dict[str, Any]] = []
+    for system in systems:
+        key = {"model": system.model_hash, "seed": seed, "max_steps": max_steps,
+               "metrics": sorted(k for k, v in status.items() if v == "ok"),
+               "eval": {k: getattr(eval_cfg, k) for k in ("skip_threshold", "repeat_tokens",
+                                                          "incomplete_tail_tokens", "asr_noise_dbfs")}}
+        cache_path = out / ".cache" / f"{system.name}.jsonl"
+        cached = _load_cache(cache_path, key)
+        with cache_path.open("a", encoding="utf-8") as cache:
+            for i, sentence in enumerate(sentences):
+                row = cached.get(sentence.id)
+                if row is None or not (out / row["wav"]).is_file():
+                    try:
+                        row = _measure(system, sentence, i, seed, out, tools, max_steps)
+                    except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
+                        if strict:
+                            raise RuntimeError(f"{system.name}: {sentence.id} ({sentence.text!r}): {e}") from e
+                        row = {"system": system.name, "id": sentence.id, "category": sentence.category,
+                               "text": sentence.text, "seed": seed + i,
+                               "status": f"error: {type(e).__name__}: {e}"}
+                    cache.write(json.dumps({"key": key, "row": row}, default=_json_default) + "\n")
+                    cache.flush()
+                rows.append(row)
+                if progress:
+                    progress(1)
+    return rows, status
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.bool_):
+        return bool(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def run_evaluation(
+    runs: Sequence[str | Path],
+    out: str | Path,
+    names: Sequence[str] | None = None,
+    sentences: str = "builtin-hard",
+    lang: str | None = None,
+    seed: int | None = None,
+    metrics: Sequence[str] = METRICS,
+    limit: int | None = None,
+    data_dir: str | Path | None = None,
+    max_steps: int | None = None,
+    strict: bool = False,
+    progress_factory: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate trained runs on a test set and write the report (the API behind ``tacokd evaluate``).
+
+    Args:
+        runs: run directories (each with ``model.keras``, ``config.toml``, ``data.json``).
+        out: output directory.
+        names: one display name per run (default: the run directory names).
+        sentences: ``builtin-hard``, ``builtin-indomain`` or a sentence file.
+        lang: expected language (checked against the runs; default: the runs' language).
+        seed: base seed (default ``eval.seed`` of the first run's config).
+        metrics: a subset of :data:`METRICS`.
+        limit: evaluate only the first ``limit`` sentences.
+        data_dir: preprocessed data for ``builtin-indomain`` (default: the first run's data).
+        max_steps: decoder step bound.
+        strict: stop at the first failing utterance.
+        progress_factory: called with the total number of utterances; returns a context
+            manager with an ``update(n)`` method (e.g. ``click.progressbar``).
+
+    Returns:
+        The results dictionary also written to ``results.json``.
+
+    Example:
+        >>> run_evaluation(["runs/ss", "runs/kd"], "eval/hard", names=["SS", "KD"])  # doctest: +SKIP
+    """
+    import contextlib
+
+    from ..train import load_run
+    from .report import write_report
+    from .testsets import load_sentences
+
+    runs = [Path(r) for r in runs]
+    if not runs:
+        raise ValueError("give at least one --run")
+    names = list(names) if names else [r.name for r in runs]
+    if len(names) != len(runs):
+        raise ValueError(f"{len(names)} names for {len(runs)} runs: give one name per --run")
+    if len(set(names)) != len(names):
+        raise ValueError(f"system names must be unique: {names}")
+    bad = [n for n in names if not n or any(c in n for c in "/\\:")]
+    if bad:
+        raise ValueError(f"system names are used as folder names; not allowed: {bad}")
+    first = load_run(runs[0])
+    language = first.config.text.language
+    if lang and lang != language:
+        raise ValueError(f"{runs[0]} is a {language!r} model but --lang {lang} was given")
+    eval_cfg = first.config.eval
+    seed = eval_cfg.seed if seed is None else seed
+    data_dir = data_dir or first.data.get("data_dir")
+    items = load_sentences(sentences, language, data_dir, limit)
+    systems = [System.load(n, r) for n, r in zip(names, runs)]
+    total = len(items) * len(systems)
+    bar = progress_factory(total) if progress_factory else contextlib.nullcontext(None)
+    with bar as b:
+        rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
+                                        b.update if b is not None else None)
+    info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
+            "runs": {s.name: str(s.run_dir) for s in systems},
+            "models": {s.name: s.model_hash for s in systems}}
+    return write_report(out, rows, names, status, info, eval_cfg.bootstrap_samples, seed)

@@ -1,0 +1,134 @@
+"""Test sentences: the built-in hard sets, the in-domain test split, or a user's file.
+
+Built-in hard sets (written for this project, shipped in the package):
+
+- ``hard_en``: 10 single letters, 16 spellings, 12 repeated numbers, 12 repeated words
+  (the 50 after the categories of FastSpeech's hard sentences, as in the paper) and 30 long
+  sentences of ~134 characters;
+- ``hard_zh``: 12 single characters, 14 tongue twisters, 12 repeated numbers, 14 long sentences.
+
+A sentence file is UTF-8 with one sentence per line, or ``category<TAB>text``; blank lines and
+lines starting with ``#`` are ignored.
+
+Example:
+    >>> s = builtin_hard("en")
+    >>> len(s), s[0].id, s[0].category
+    (80, 'single_letter-001', 'single_letter')
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TestSentence", "builtin_hard", "indomain", "load_sentence_file", "load_sentences"]
+
+
+@dataclass(frozen=True)
+class TestSentence:
+    """One test item.
+
+    Attributes:
+        id: unique, file-name safe (``category-NNN``, or the corpus utterance id).
+        category: e.g. ``spelling``, ``long_sentence``, ``indomain``.
+        text: what is synthesised.
+        audio: the natural recording, for MCD (in-domain only).
+        frames: the natural recording's mel frames, for the duration ratio (in-domain only).
+    """
+
+    id: str
+    category: str
+    text: str
+    audio: Path | None = None
+    frames: int | None = None
+
+
+def _parse(lines: list[str], source: str) -> list[TestSentence]:
+    out: list[TestSentence] = []
+    counts: Counter[str] = Counter()
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        category, sep, text = line.partition("\t")
+        if not sep:
+            category, text = "custom", line
+        category, text = category.strip() or "custom", text.strip()
+        if not text:
+            raise ValueError(f"{source}:{number}: no text after the category {category!r}")
+        if not category.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"{source}:{number}: category {category!r} must be letters, digits, _ or -")
+        counts[category] += 1
+        out.append(TestSentence(f"{category}-{counts[category]:03d}", category, text))
+    if not out:
+        raise ValueError(f"{source}: no sentences (one per line, or category<TAB>text)")
+    return out
+
+
+def load_sentence_file(path: str | Path) -> list[TestSentence]:
+    """Sentences from a UTF-8 text file (see the module docstring for the format)."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from e
+    return _parse(lines, str(path))
+
+
+def builtin_hard(lang: str) -> list[TestSentence]:
+    """The built-in hard set of ``lang`` ("en" or "zh")."""
+    if lang not in ("en", "zh"):
+        raise ValueError(f"no built-in hard set for language {lang!r}: use en or zh")
+    res = importlib.resources.files("tf_tacokd.evaluate") / "sentences" / f"hard_{lang}.tsv"
+    return _parse(res.read_text(encoding="utf-8").splitlines(), f"hard_{lang}.tsv")
+
+
+def indomain(data_dir: str | Path, limit: int | None = None) -> list[TestSentence]:
+    """The test split of a preprocessed data directory, with the natural recordings when the
+    corpus is still where preprocessing read it (else ``audio`` is None and MCD is skipped)."""
+    import tensorflow as tf
+
+    from ..data.corpora import read_corpus
+    from ..data.dataset import load_manifest
+
+    manifest = load_manifest(data_dir)
+    files = manifest.shards("test")
+    if not files:
+        raise ValueError(f"{data_dir}: the test split is empty (data.test_size = 0?)")
+    spec = {"id": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string),
+            "n_frames": tf.io.FixedLenFeature([], tf.int64)}
+    audio: dict[str, Path] = {}
+    corpus = Path(manifest.data.get("corpus", ""))
+    if corpus.is_dir():
+        try:
+            audio = {u.id: u.audio_path for u in read_corpus(corpus).utterances}
+        except (OSError, ValueError):
+            audio = {}
+    out = []
+    for record in tf.data.TFRecordDataset(files):
+        ex = tf.io.parse_single_example(record, spec)
+        uid = ex["id"].numpy().decode()
+        out.append(TestSentence(uid, "indomain", ex["text"].numpy().decode(), audio.get(uid),
+                                int(ex["n_frames"].numpy())))
+        if limit and len(out) >= limit:
+            break
+    return out
+
+
+def load_sentences(spec: str, lang: str, data_dir: str | Path | None = None,
+                   limit: int | None = None) -> list[TestSentence]:
+    """``builtin-hard``, ``builtin-indomain`` (needs ``data_dir``) or a file path."""
+    if spec == "builtin-hard":
+        items = builtin_hard(lang)
+    elif spec == "builtin-indomain":
+        if data_dir is None or not Path(data_dir).is_dir():
+            raise ValueError(f"builtin-indomain needs the run's preprocessed data directory; "
+                             f"{data_dir} does not exist (re-run tacokd preprocess, or pass --data)")
+        return indomain(data_dir, limit)
+    elif Path(spec).is_file():
+        items = load_sentence_file(spec)
+    else:
+        raise ValueError(f"--sentences {spec!r}: use builtin-hard, builtin-indomain or an existing file")
+    return items[:limit] if limit else items
