@@ -438,6 +438,45 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
                f"utterances: {out / 'utterances.csv'}  chart: {out / 'errors.png'}")
 
 
+@main.command("export")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Run directory to export (its model.keras; the KD student's run).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A .keras file inside its run directory.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .tflite file; the JSON sidecar goes next to it (NAME.json).")
+@click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default=None,
+              help="none: float32 (verified to export.tolerance); dynamic: int8 weights; float16  "
+                   "[default: export.quantize].")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Decoder step bound baked into the graph  [default: export.max_steps].")
+@click.option("--alignments/--no-alignments", default=None,
+              help="Also output attention weights  [default: export.alignments].")
+@click.option("--text", "texts", multiple=True, help="Verification text (repeatable)  "
+              "[default: three texts of different lengths].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
+def export_cmd(run_dir: Path | None, model_path: Path | None, out: Path, quantize: str | None,
+               max_steps: int | None, alignments: bool | None, texts: tuple[str, ...],
+               threads: int | None) -> None:
+    """Export a trained model to TFLite (builtin ops only) with its JSON sidecar, verified against TF.
+
+    Fails, writing nothing, if Select TF ops would be needed (the ops are named) or if the
+    float32 model's mel differs from TensorFlow's by more than export.tolerance or stops at a
+    different step. Quantised exports print their differences.
+    """
+    from .export import ExportError, export_tflite
+
+    if (run_dir is None) == (model_path is None):
+        raise click.UsageError("give exactly one of --run RUN_DIR or --model FILE.keras")
+    try:
+        result = export_tflite(run_dir or model_path, out, quantize=quantize, max_steps=max_steps,
+                               alignments=alignments, texts=texts or None, threads=threads)
+    except (FileNotFoundError, ValueError, ExportError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(result.summary())
+    click.echo(f"sidecar: {result.sidecar}")
+
+
 @main.command("run")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="Which built-in corpus and front end.")

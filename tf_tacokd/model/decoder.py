@@ -32,6 +32,9 @@ from .layers import Linear, Prenet
 __all__ = ["Decoder", "DecoderOutput"]
 
 
+OUTPUTS = ("frames", "stop_logits", "alignments", "hidden")
+
+
 class DecoderOutput(NamedTuple):
     """What a decoder run returns (time-major inputs are converted to batch-major)."""
 
@@ -124,7 +127,8 @@ class Decoder(keras.layers.Layer):
     # -- loops ------------------------------------------------------------------
 
     def call(self, memory, mask, targets=None, teacher_prob=1.0, seed=None, stop_gradient=False,
-             max_steps=1000, min_steps=0, stop_threshold=0.5, window=None):
+             max_steps=1000, min_steps=0, stop_threshold=0.5, window=None, collect=OUTPUTS,
+             prenet_masks=None, alignment_width=None):
         """Run the decoder.
 
         Args:
@@ -136,6 +140,16 @@ class Decoder(keras.layers.Layer):
             seed: int32 ``[2]``: prenet dropout and scheduled-sampling draws.
             stop_gradient: do not backpropagate through fed-back predictions.
             window: ``(backward, forward)`` token window for inference (ESPnet style), or None.
+            collect: which per-step outputs to keep (a subset of :data:`OUTPUTS`; the others
+                come back as None). Export keeps frames and stop logits only: with a static
+                batch size their buffers have static element shapes, which TFLite's builtin
+                tensor-list lowering needs.
+            prenet_masks: ``[max_steps, B, sum(prenet units)]`` dropout masks (0 or
+                1 / (1 - rate)) instead of masks drawn from ``seed``: an exported model takes
+                them as an input, so TF and TFLite decode identically without random ops.
+            alignment_width: pad each step's attention weights to this many tokens, so the
+                alignment buffer has a static element shape (export); the result is cut back
+                to the text length.
         """
         seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
         keys = self.attention.keys(memory)
@@ -155,10 +169,14 @@ class Decoder(keras.layers.Layer):
             size = max_steps
         teacher_prob = tf.cast(teacher_prob, tf.float32)
         dtype = memory.dtype
-        tas = (tf.TensorArray(dtype, size=size, element_shape=[None, self.n_mels * self.r]),
-               tf.TensorArray(dtype, size=size, element_shape=[None]),
-               tf.TensorArray(dtype, size=size, element_shape=[None, None]),
-               tf.TensorArray(dtype, size=size, element_shape=[None, self.hidden_dim]))
+        unknown = set(collect) - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown decoder outputs {sorted(unknown)}: choose from {OUTPUTS}")
+        b_static = memory.shape[0]  # None in training; 1 in an exported model
+        shapes = {"frames": [b_static, self.n_mels * self.r], "stop_logits": [b_static],
+                  "alignments": [b_static, alignment_width], "hidden": [b_static, self.hidden_dim]}
+        kept = [name for name in OUTPUTS if name in collect]
+        tas = tuple(tf.TensorArray(dtype, size=size, element_shape=shapes[name]) for name in kept)
 
         def cond(t, prev, states, weights, cumulative, context, tas, finished, lengths):
             if teacher:
@@ -171,10 +189,15 @@ class Decoder(keras.layers.Layer):
                 peak = tf.argmax(weights, axis=-1, output_type=tf.int32)[:, tf.newaxis]
                 pos = tf.range(t_text)[tf.newaxis, :]
                 win = tf.logical_and(pos >= peak - window[0], pos <= peak + window[1])
+            noise = seed + tf.stack([0, 1 + 2 * t]) if prenet_masks is None else prenet_masks[t]
             frames, stop, hidden, states, weights, cumulative, context = self.step(
-                prev, states, weights, cumulative, context, memory, keys, mask,
-                seed + tf.stack([0, 1 + 2 * t]), win)
-            tas = tuple(ta.write(t, v) for ta, v in zip(tas, (frames, stop, weights, hidden)))
+                prev, states, weights, cumulative, context, memory, keys, mask, noise, win)
+            kept_weights = weights
+            if alignment_width is not None:
+                kept_weights = tf.pad(weights, [[0, 0], [0, alignment_width - t_text]])
+                kept_weights.set_shape([b_static, alignment_width])
+            values = {"frames": frames, "stop_logits": stop, "alignments": kept_weights, "hidden": hidden}
+            tas = tuple(ta.write(t, values[name]) for ta, name in zip(tas, kept))
             predicted = frames[:, -self.n_mels :]
             if stop_gradient:
                 predicted = tf.stop_gradient(predicted)
@@ -204,8 +227,13 @@ class Decoder(keras.layers.Layer):
             x = ta.stack()[:steps]  # fixed-size buffer, sliced to the steps taken
             return tf.transpose(x, [1, 0, *range(2, x.shape.rank)])
 
-        frames = tf.reshape(batch_major(tas[0]), [batch, -1, self.n_mels])
-        return DecoderOutput(frames, batch_major(tas[1]), batch_major(tas[2]), batch_major(tas[3]),
+        got = {name: batch_major(ta) for name, ta in zip(kept, tas)}
+        if alignment_width is not None and "alignments" in got:
+            got["alignments"] = got["alignments"][:, :, :t_text]
+        frames = got.get("frames")
+        if frames is not None:
+            frames = tf.reshape(frames, [batch, -1, self.n_mels])
+        return DecoderOutput(frames, got.get("stop_logits"), got.get("alignments"), got.get("hidden"),
                              lengths, finished)
 
     def get_config(self) -> dict:

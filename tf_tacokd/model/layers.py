@@ -86,9 +86,17 @@ class Prenet(keras.layers.Layer):
             size = u
 
     def call(self, x: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        for i, layer in enumerate(self.dense):
+        """``seed``: int32 ``[2]`` (masks drawn statelessly), or float ``[B, sum(units)]``:
+        the masks themselves (0 or 1 / (1 - rate)), as an exported model receives them."""
+        given = seed.dtype.is_floating
+        offset = 0
+        for i, (layer, units) in enumerate(zip(self.dense, self.units)):
             x = tf.nn.relu(layer(x))
-            x = stateless_dropout(x, self.rate, seed + tf.constant([0, 7919], tf.int32) * i)
+            if given:
+                x = x * tf.cast(seed[:, offset : offset + units], x.dtype)
+                offset += units
+            else:
+                x = stateless_dropout(x, self.rate, seed + tf.constant([0, 7919], tf.int32) * i)
         return x
 
     def compute_output_shape(self, input_shape):

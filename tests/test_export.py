@@ -1,0 +1,209 @@
+"""TFLite export (builtin ops only, verified against TF), the sidecar, numpy Griffin-Lim and
+the TensorFlow-free on-device demo."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+from tf_tacokd.config import load_config
+from tf_tacokd.export import ExportError, _convert, export_tflite, interpreter, serving_function, weights_hash
+from tf_tacokd.lite import (griffin_lim_np, load_sidecar, mel_to_linear_np, prenet_masks, sidecar_path,
+                            _mel_filterbank)
+from tf_tacokd.text import TextFrontEnd
+from tf_tacokd.train import train
+
+from .conftest import preprocessed_ljspeech, speechlike
+
+SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.batch_size=2",
+            "train.checkpoint_every=2", "train.validate_every=100", "train.log_every=2",
+            "train.audio_every=100", "model.attention_window=true"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("export")
+    data = preprocessed_ljspeech(root, SETTINGS)
+    train(load_config("tiny_en", SETTINGS), data, root / "run", mode="teacher", steps=2, verbose=0)
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def exported(run: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("tflite") / "tiny.tflite"
+    return export_tflite(run, out, max_steps=30, alignments=True,
+                         texts=["Hi.", "Hello there, how are you?", "The quick brown fox jumps over the lazy dog."])
+
+
+def test_builtin_only_export_matches_tf_for_several_lengths(exported) -> None:
+    assert exported.path.is_file() and exported.size_bytes == exported.path.stat().st_size
+    assert exported.ops and not any(op.startswith("Flex") or op == "CUSTOM" for op in exported.ops)
+    assert "WHILE" in exported.ops
+    lengths = [v["tokens"] for v in exported.verification]
+    assert len(set(lengths)) == 3
+    for v in exported.verification:
+        assert v["max_abs_diff"] <= 1e-4 and v["stop_step_tf"] == v["stop_step_tflite"]
+        assert v["free_running_max_diff"] <= 1e-4  # untrained tiny model: no drift in 30 steps
+
+
+def test_plain_litert_interpreter_reuses_one_instance_across_lengths(exported, run: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from tf_tacokd.export import _load
+
+    model, _, _ = _load(run)
+    serve = serving_function(model, 30, alignments=True, alignment_width=load_config(run / "config.toml").data.max_text_len)
+    interp = Interpreter(model_path=str(exported.path))
+    runner = interp.get_signature_runner("serve")
+    fe = TextFrontEnd("en")
+    width = sum(model.settings.prenet_units)
+    for i, text in enumerate(["A.", "Two words.", "A somewhat longer sentence than the others here."]):
+        ids = np.asarray([fe.encode(text)], np.int32)
+        masks = prenet_masks(30, 1, width, model.settings.prenet_dropout, seed=i)
+        got = runner(text_ids=ids, prenet_masks=masks)
+        ref = serve(tf.constant(ids), tf.constant(masks))
+        np.testing.assert_allclose(got["mel"], ref["mel"].numpy(), atol=1e-4)
+        assert got["alignments"].shape == (1, 30, ids.shape[1])  # [1, steps, tokens]
+        np.testing.assert_allclose(got["alignments"], ref["alignments"].numpy(), atol=1e-5)
+        assert int(got["mel_frames"][0]) == int(ref["mel_frames"][0]) == 60
+
+
+def test_sidecar_round_trips(exported, run: Path) -> None:
+    side = load_sidecar(exported.path)
+    cfg = load_config(run / "config.toml")
+    assert side["format_version"] == 1 and side["quantize"] == "none" and side["signature"] == "serve"
+    fe = TextFrontEnd(side["text"]["language"], side["text"]["strict"], side["text"]["prosody_marks"],
+                      side["text"]["latin_in_mandarin"])
+    assert list(fe.symbols.symbols) == side["text"]["symbols"]
+    assert side["audio"] == {k: getattr(cfg.audio, k) for k in side["audio"]}
+    assert side["model"]["reduction_factor"] == cfg.model.reduction_factor and side["model"]["max_steps"] == 30
+    assert side["inputs"]["prenet_masks"]["shape"] == [30, 1, sum(cfg.model.prenet_units)]
+    assert side["inputs"]["text_ids"]["max_tokens"] == cfg.data.max_text_len
+    assert len(side["mel_stats"]["mean"]) == cfg.audio.n_mels
+    import keras
+
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    assert side["source"]["weights_sha256"] == weights_hash(model)
+    assert json.loads(sidecar_path(exported.path).read_text())["verification"]["texts"][0]["text"] == "Hi."
+
+
+def test_quantized_exports_report_their_differences(run: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["export", "--run", str(run), "--out", str(tmp_path / "q.tflite"),
+                                       "--quantize", "dynamic", "--max-steps", "20"])
+    assert result.exit_code == 0, result.output
+    assert "quantize=dynamic" in result.output and "lockstep" in result.output
+    assert load_sidecar(tmp_path / "q.tflite")["quantize"] == "dynamic"
+    f16 = export_tflite(run, tmp_path / "h.tflite", quantize="float16", max_steps=20)
+    assert all(v["max_abs_diff"] < 0.05 for v in f16.verification)
+
+
+def test_flex_ops_are_refused_by_name(run: Path, tmp_path: Path) -> None:
+    """Drawing the prenet masks inside the graph (stateless random ops) would need Flex:
+    why the exported model takes the masks as an input."""
+    from tf_tacokd.export import _load
+
+    model, _, _ = _load(run)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32)])
+    def seeded(text_ids):
+        return {"mel": model.run(text_ids, max_steps=5, seed=tf.constant([1, 2]),
+                                 collect=("frames", "stop_logits"))["mel"]}
+
+    with pytest.raises(ExportError, match=r"Select TF ops \(Flex\).*StatelessRandom"):
+        _convert(model, seeded, "none", tmp_path)
+
+
+def test_disagreeing_conversion_fails_and_writes_nothing(run: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.export as export_module
+
+    real_convert = export_module._convert
+
+    def wrong_weights(model, serve, quantize, workdir):
+        model.decoder.frame_projection.kernel.assign(model.decoder.frame_projection.kernel * 1.01)
+        try:
+            return real_convert(model, serve, quantize, workdir)
+        finally:
+            model.decoder.frame_projection.kernel.assign(model.decoder.frame_projection.kernel / 1.01)
+
+    monkeypatch.setattr(export_module, "_convert", wrong_weights)
+    out = tmp_path / "bad.tflite"
+    with pytest.raises(ExportError, match="disagrees with TensorFlow.*nothing was written"):
+        export_tflite(run, out, max_steps=10, texts=["Hello."])
+    assert not out.exists() and not sidecar_path(out).exists()
+
+
+def test_bad_arguments(run: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["export", "--out", str(tmp_path / "x.tflite")])
+    assert r.exit_code != 0 and "exactly one of --run" in r.output
+    r = CliRunner().invoke(main, ["export", "--run", str(run), "--out", str(tmp_path / "x.bin")])
+    assert r.exit_code != 0 and "must end in .tflite" in r.output
+    with pytest.raises(FileNotFoundError, match="sidecar JSON"):
+        load_sidecar(tmp_path / "missing.tflite")
+
+
+# -- numpy audio for devices ------------------------------------------------------------
+
+
+def test_numpy_mel_inversion_and_griffin_lim_match_the_tf_versions() -> None:
+    import librosa
+
+    from tf_tacokd.audio import griffin_lim, log_mel, mel_to_linear, spectral_convergence, stft_magnitude
+
+    cfg = load_config("tiny_en").audio
+    a = dataclasses.asdict(cfg)
+    ref = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
+                              fmax=cfg.fmax)
+    np.testing.assert_allclose(_mel_filterbank(a), ref, atol=1e-7)
+    wav = speechlike(1.0, seed=3, sr=cfg.sample_rate).astype(np.float32)
+    mel = log_mel(wav, cfg)
+    lin_tf = mel_to_linear(mel, cfg).numpy()
+    np.testing.assert_allclose(mel_to_linear_np(mel, a, None), lin_tf, rtol=1e-3, atol=1e-4 * lin_tf.max())
+    mag = stft_magnitude(wav, cfg)
+    sc_np = np.mean([spectral_convergence(mag, griffin_lim_np(mag, a, 32, 0.99, s), cfg) for s in range(3)])
+    sc_tf = np.mean([spectral_convergence(mag, griffin_lim(mag, cfg, 32, seed=s).numpy(), cfg) for s in range(3)])
+    assert griffin_lim_np(mag, a, 2, 0.99, 0).shape == ((mag.shape[0] - 1) * cfg.hop_length,)
+    assert sc_np < 1.1 * sc_tf, (sc_np, sc_tf)
+
+
+def test_prenet_masks_are_seeded_inverted_dropout() -> None:
+    m = prenet_masks(200, 1, 64, 0.5, seed=7)
+    assert m.dtype == np.float32 and set(np.unique(m)) == {0.0, 2.0}
+    assert abs(m.mean() - 1.0) < 0.05
+    np.testing.assert_array_equal(m, prenet_masks(200, 1, 64, 0.5, seed=7))
+    assert np.all(prenet_masks(3, 1, 4, 0.0, seed=0) == 1.0)
+
+
+# -- the on-device demo ------------------------------------------------------------------
+
+
+def test_demo_writes_speech_without_tensorflow(exported, tmp_path: Path) -> None:
+    wav = tmp_path / "demo.wav"
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['synthesize.py', '--model', {str(exported.path)!r}, 'Hello there.', '--out', {str(wav)!r}]\n"
+        "try:\n"
+        f"    runpy.run_path({str(REPO / 'mobile_demo' / 'synthesize.py')!r}, run_name='__main__')\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "assert 'tensorflow' not in sys.modules, 'the demo imported TensorFlow'\n"
+        "print('NO_TF_OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0 and "NO_TF_OK" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "text->mel" in proc.stdout and "real-time factor" in proc.stdout
+    with wave.open(str(wav)) as f:
+        side = load_sidecar(exported.path)
+        assert f.getframerate() == side["audio"]["sample_rate"] and f.getnchannels() == 1
+        pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2")
+    assert pcm.size > 0 and np.abs(pcm).max() > 1000  # not silent
