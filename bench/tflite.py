@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_tacokd.config import load_config
-from tf_tacokd.export import _convert, interpreter, serving_function
-from tf_tacokd.lite import griffin_lim_np, mel_to_linear_np, prenet_masks
+from tf_tacokd.export import _convert, serving_function
+from tf_tacokd.lite import griffin_lim_np, load_interpreter, mel_to_linear_np, prenet_masks
 from tf_tacokd.model import Tacotron2
 
 
@@ -79,7 +79,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 blob = _convert(model, serve, quantize, Path(tmp))
                 convert_s = time.perf_counter() - t0
-            runner = interpreter(model_content=blob, threads=args.threads).get_signature_runner("serve")
+            runner = load_interpreter(threads=args.threads, model_content=blob).get_signature_runner("serve")
             t_lite, out = best_of(lambda: runner(text_ids=ids, prenet_masks=masks), args.repeats)
             assert int(out["mel_frames"][0]) == args.steps * model.r
             label = {"none": "TFLite float32", "dynamic": "TFLite dynamic int8", "float16": "TFLite float16"}[quantize]

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from tf_tacokd.cli import main
 from tf_tacokd.config import load_config
-from tf_tacokd.export import ExportError, _convert, export_tflite, interpreter, serving_function, weights_hash
+from tf_tacokd.export import ExportError, _convert, export_tflite, serving_function, weights_hash
 from tf_tacokd.lite import (griffin_lim_np, load_sidecar, mel_to_linear_np, prenet_masks, sidecar_path,
                             _mel_filterbank)
 from tf_tacokd.text import TextFrontEnd

@@ -28,6 +28,7 @@ def norm(text: str) -> str:
         # ordinals
         ("May 3rd", "may third"),
         ("the 21st century", "the twenty-first century"),
+        ("the 1000000000000000000th", "the one" + " zero" * 18),  # beyond inflect's range: digit by digit
         ("his 100th birthday", "his one hundredth birthday"),
         # years
         ("in 1977", "in nineteen seventy-seven"),

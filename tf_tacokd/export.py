@@ -46,7 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import __version__
-from .lite import SIDECAR_VERSION, prenet_masks, sidecar_path
+from .lite import SIDECAR_VERSION, load_interpreter, prenet_masks, sidecar_path
 
 __all__ = ["DEFAULT_TEXTS", "ExportError", "ExportResult", "export_tflite", "serving_function"]
 
@@ -170,24 +170,6 @@ def _convert(model, serve, quantize: str, workdir: Path) -> bytes:
             + f". Converter message (last lines): {' '.join(str(e).splitlines()[-3:])[:800]}") from None
 
 
-def interpreter(model_content: bytes | None = None, model_path: str | Path | None = None,
-                threads: int | None = None):
-    """A LiteRT interpreter (ai-edge-litert; tflite_runtime or tf.lite as fallbacks)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # pragma: no cover - depends on the installation
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            import tensorflow as tf
-
-            Interpreter = tf.lite.Interpreter
-    kwargs = {"num_threads": threads} if threads else {}
-    if model_content is not None:
-        return Interpreter(model_content=model_content, **kwargs)
-    return Interpreter(model_path=str(model_path), **kwargs)
-
-
 def _op_names(model_bytes: bytes) -> list[str]:
     """Op types in every subgraph (the while loop's body included), from TF's model analyzer."""
     import contextlib
@@ -260,7 +242,7 @@ def _verify(model, serve, model_bytes: bytes, texts: Sequence[str], front_end, m
     m = model.settings
     r = model.r
     lockstep = _lockstep_function(model)
-    interp = interpreter(model_content=model_bytes, threads=threads)
+    interp = load_interpreter(threads=threads, model_content=model_bytes)
     runner = interp.get_signature_runner("serve")  # resizes text_ids per text, same interpreter
     rows = []
     for i, text in enumerate(texts):

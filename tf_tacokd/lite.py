@@ -1,5 +1,6 @@
 """What an exported model needs on a device, in numpy only (no TensorFlow import):
-prenet dropout masks, the sidecar JSON, mel de-normalisation and Griffin-Lim.
+prenet dropout masks, the sidecar JSON, mel de-normalisation, Griffin-Lim, and
+:class:`LiteSynthesizer` (text -> wav with a LiteRT interpreter).
 
 The mobile demo (``mobile_demo/synthesize.py``) and the export verification both use these,
 so a device and the exporting machine compute the same thing.
@@ -13,13 +14,14 @@ Example:
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SIDECAR_VERSION", "griffin_lim_np", "load_sidecar", "mel_to_audio_np", "mel_to_linear_np",
-           "prenet_masks", "sidecar_path"]
+__all__ = ["SIDECAR_VERSION", "LiteSynthesizer", "griffin_lim_np", "load_interpreter", "load_sidecar",
+           "mel_to_audio_np", "mel_to_linear_np", "prenet_masks", "sidecar_path", "write_wav"]
 
 SIDECAR_VERSION = 1
 
@@ -162,3 +164,92 @@ def mel_to_audio_np(mel: np.ndarray, sidecar: dict[str, Any], n_iter: int | None
     gl = sidecar["griffin_lim"]
     lin = mel_to_linear_np(mel, sidecar["audio"], sidecar.get("mel_stats"))
     return griffin_lim_np(lin, sidecar["audio"], gl["iters"] if n_iter is None else n_iter, gl["momentum"], seed)
+
+
+def load_interpreter(model_path: str | Path | None = None, threads: int | None = None,
+                     model_content: bytes | None = None):
+    """LiteRT's interpreter (``ai-edge-litert``), or ``tflite_runtime``'s on devices that only
+    have that, for a file or for model bytes. Never imports TensorFlow."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ImportError("no TFLite interpreter: pip install ai-edge-litert "
+                              "(or tflite-runtime on old devices)") from None
+    kwargs = {"num_threads": threads} if threads else {}
+    if model_content is not None:
+        return Interpreter(model_content=model_content, **kwargs)
+    return Interpreter(model_path=str(model_path), **kwargs)
+
+
+class LiteSynthesizer:
+    """Text -> wav with an exported model, its sidecar, the text front end and numpy only.
+
+    Args:
+        model_path: the ``.tflite`` (its ``.json`` sidecar next to it).
+        threads: interpreter threads.
+
+    Example:
+        >>> synth = LiteSynthesizer("export/kd_en.tflite")  # doctest: +SKIP
+        >>> wav, timings, info = synth.synthesize("Hello there.", seed=0)  # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: str | Path, threads: int | None = 2) -> None:
+        from .text import TextFrontEnd
+
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"{self.model_path}: no such model (export one with `tacokd export`)")
+        self.sidecar = side = load_sidecar(self.model_path)
+        t = side["text"]
+        self.front_end = TextFrontEnd(t["language"], t["strict"], t["prosody_marks"], t["latin_in_mandarin"])
+        if list(self.front_end.symbols.symbols) != list(t["symbols"]):
+            raise ValueError(f"{self.model_path}: its symbol table differs from this tf_tacokd's front end; "
+                             f"use the version that exported it ({side.get('created_by')})")
+        t0 = time.perf_counter()
+        self._runner = load_interpreter(self.model_path, threads).get_signature_runner(side["signature"])
+        self.load_ms = (time.perf_counter() - t0) * 1000
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.sidecar["audio"]["sample_rate"])
+
+    def synthesize(self, text: str, seed: int = 0, gl_iters: int | None = None
+                   ) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
+        """``(wav float32, timings in ms, info)``; info has frames, tokens and finished."""
+        spec = self.sidecar["inputs"]["prenet_masks"]
+        max_tokens = self.sidecar["inputs"]["text_ids"]["max_tokens"]
+        t0 = time.perf_counter()
+        ids = np.asarray([self.front_end.encode(text)], np.int32)
+        if ids.shape[1] > max_tokens:
+            raise ValueError(f"text is {ids.shape[1]} tokens; this model takes at most {max_tokens}: split it")
+        steps, batch, width = spec["shape"]
+        out = self._runner(text_ids=ids, prenet_masks=prenet_masks(steps, batch, width, spec["rate"], seed))
+        frames = int(out["mel_frames"][0])
+        mel = out["mel"][0, :frames]
+        t1 = time.perf_counter()
+        wav = mel_to_audio_np(mel, self.sidecar, n_iter=gl_iters, seed=seed)
+        peak = float(np.abs(wav).max()) if wav.size else 0.0
+        if peak > 0:
+            wav = wav / peak * 0.95
+        t2 = time.perf_counter()
+        timings = {"load": self.load_ms, "text_to_mel": (t1 - t0) * 1000, "griffin_lim": (t2 - t1) * 1000}
+        info = {"frames": frames, "finished": bool(out["finished"][0]), "tokens": int(ids.shape[1])}
+        return wav.astype(np.float32), timings, info
+
+
+def write_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
+    """16-bit PCM mono with the standard library's ``wave`` (no soundfile on small devices)."""
+    import wave
+
+    path = Path(path)
+    pcm = (np.clip(wav, -1.0, 1.0) * 32767).astype("<i2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(pcm.tobytes())
+    return path

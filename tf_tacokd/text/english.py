@@ -182,7 +182,10 @@ def _plural_number(m: re.Match[str]) -> str:
 
 
 def _ordinal(m: re.Match[str]) -> str:
-    words = _engine().number_to_words(_engine().ordinal(int(m.group(1))), andword="")
+    digits = m.group(1).lstrip("0") or "0"
+    if len(digits) > _MAX_CARDINAL_DIGITS:  # beyond inflect's range: read digit by digit
+        return f" {_digits(digits)} "
+    words = _engine().number_to_words(_engine().ordinal(int(digits)), andword="")
     return f" {words.replace(',', '')} "
 
 
