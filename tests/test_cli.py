@@ -101,23 +101,34 @@ def test_config_list_names_builtins() -> None:
 
 @requires_espeak
 @pytest.mark.parametrize("lang", ["en", "zh"])
-def test_main_job_runs_as_far_as_the_pipeline_goes_and_resumes(tmp_path: Path, lang: str) -> None:
+def test_main_job_runs_end_to_end_and_resumes(tmp_path: Path, lang: str) -> None:
     workdir = tmp_path / lang
-    args = ["run", "--lang", lang, "--workdir", str(workdir), "--config", f"tiny_{lang}"]
+    args = ["run", "--lang", lang, "--workdir", str(workdir), "--config", f"tiny_{lang}", "--train",
+            "--set", "train.steps=4", "--set", "distill.steps=2", "--set", "eval.limit=3",
+            "--set", "train.checkpoint_every=2", "--set", "train.validate_every=100",
+            "--set", "train.audio_every=100"]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
-    assert "Not in this version of tf_tacokd yet" in result.output
-    assert "by hand: tacokd train --config" in result.output and f"--data {workdir}/data" in result.output
     assert (workdir / "config.toml").is_file() and (workdir / "text_frontend.tsv").is_file()
-    symbols = json.loads((workdir / "symbols.json").read_text())
-    assert symbols["language"] == lang
+    assert json.loads((workdir / "symbols.json").read_text())["language"] == lang
     state = json.loads((workdir / "state.json").read_text())
-    assert {"config", "text", "corpus", "preprocess"} <= set(state["done"])
+    assert set(state["done"]) == {"check", "config", "text", "corpus", "preprocess", "teacher", "student",
+                                  "evaluate", "export", "demo"}
     manifest = json.loads((workdir / "data" / "manifest.json").read_text())
     assert sum(manifest["counts"].values()) + manifest["rejected"] == 24
+    assert json.loads((workdir / "teacher" / "state.json").read_text())["step"] == 4
+    assert json.loads((workdir / "student" / "state.json").read_text())["step"] == 2
+    hard = json.loads((workdir / "eval" / "hard" / "results.json").read_text())
+    assert set(hard["systems"]) == {"teacher-FR", "KD-student"} and hard["systems"]["KD-student"]["utterances"] == 3
+    assert hard["metrics"]["asr"] == ("ok" if lang == "en" else "not applicable (no offline Mandarin ASR)")
+    assert (workdir / "eval" / "indomain" / "report.md").is_file()
+    tflite = workdir / "export" / f"student_{lang}.tflite"
+    assert tflite.is_file() and tflite.with_suffix(".json").is_file()
+    assert (workdir / "demo.wav").stat().st_size > 1000 and "text->mel" in result.output
+    assert f"wav (TFLite, on-device demo): {(workdir / 'demo.wav').resolve()}" in result.output
     again = invoke(*args)
-    assert again.exit_code == 0 and again.output.count("already done") == 4
-    changed = invoke(*args, "--set", "train.steps=5")
+    assert again.exit_code == 0 and again.output.count("already done") == 9  # all but the machine check
+    changed = invoke(*args, "--set", "data.val_size=3")
     assert "config changed" in changed.output and changed.exit_code == 0
 
 

@@ -217,6 +217,8 @@ class EvalConfig:
     asr_noise_dbfs: float = field(default=-50.0, metadata={"max": 0.0})
     bootstrap_samples: int = field(default=1000, metadata={"min": 1})
     seed: int = 1234
+    # evaluate only the first N sentences of a test set (0: all); --limit overrides
+    limit: int = field(default=0, metadata={"min": 0})
 
 
 @dataclass(frozen=True)

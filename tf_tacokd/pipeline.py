@@ -1,9 +1,9 @@
 """The main job: the whole method on the built-in espeak-ng corpus, stage by stage.
 
 Each stage records its completion in ``<workdir>/state.json`` (with the config hash),
-so re-running resumes instead of starting over; ``force=True`` redoes everything.
-Stages that this version of the package does not have yet are listed as next steps
-instead of being faked.
+so re-running resumes instead of starting over (training resumes from its last
+checkpoint); ``force=True`` redoes everything. Teacher and student come from the shipped
+pretrained checkpoints when they match the config, unless ``train=True``.
 
 Example:
     >>> from tf_tacokd.pipeline import run_pipeline
@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -53,17 +53,18 @@ class Context:
     config: Config
     workdir: Path
     echo: Callable[[str], None]
+    train: bool = False
+    done: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the main job. ``run`` is None for steps not in this version yet."""
+    """One step of the main job: ``run`` returns its one-line summary."""
 
     name: str
     description: str
-    run: Callable[[Context], str] | None
+    run: Callable[[Context], str]
     always: bool = False  # re-run every time (checks of the machine), never cached
-    hint: str = ""  # for a step not in the main job yet: the command that does it by hand
 
 
 def _stage_check(ctx: Context) -> str:
@@ -124,19 +125,138 @@ def _stage_text(ctx: Context) -> str:
     return f"{len(fe.symbols)} symbols; samples written to {out}"
 
 
+def _pretrained(ctx: Context, which: str) -> Path | None:
+    """The shipped checkpoint for this language, if it matches the job's config (and
+    ``--train`` was not given)."""
+    if ctx.train:
+        return None
+    from .pretrained import pretrained_run
+
+    run = pretrained_run(ctx.lang, which, missing_ok=True)
+    if run is None:
+        return None
+    shipped = load_config(run / "config.toml")
+    same = all(getattr(shipped, k) == getattr(ctx.config, k) for k in ("audio", "text", "model"))
+    return run if same else None
+
+
+def _use_pretrained(ctx: Context, which: str, dest: Path) -> str | None:
+    import shutil
+
+    src = _pretrained(ctx, which)
+    if src is None:
+        return None
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest)
+    return f"the shipped pretrained {which} ({src.name}); `tacokd run --train` retrains it here"
+
+
+def _finished(result, what: str) -> None:
+    if result.status != "finished":
+        raise PipelineError(f"{what} stopped at step {result.step} ({result.status}); "
+                            "run the same command again to resume")
+
+
+def _stage_teacher(ctx: Context) -> str:
+    from .train import train
+
+    run = ctx.workdir / "teacher"
+    used = _use_pretrained(ctx, "teacher", run)
+    if used:
+        return used
+    result = train(ctx.config, ctx.workdir / "data", run, mode="teacher", echo=ctx.echo)
+    _finished(result, "teacher training")
+    return f"teacher trained to step {result.step} in {result.seconds / 60:.1f} min: {run}"
+
+
+def _stage_student(ctx: Context) -> str:
+    from .distill import distill
+
+    run = ctx.workdir / "student"
+    if ctx.done.get("teacher", "").startswith("the shipped"):  # a shipped student goes with it
+        used = _use_pretrained(ctx, "student", run)
+        if used:
+            return used
+    result = distill(ctx.config, ctx.workdir / "data", ctx.workdir / "teacher", run, echo=ctx.echo)
+    _finished(result, "distillation")
+    return f"student distilled to step {result.step} in {result.seconds / 60:.1f} min: {run}"
+
+
+def _stage_evaluate(ctx: Context) -> str:
+    import click
+
+    from .evaluate.runner import run_evaluation
+
+    runs = [ctx.workdir / "teacher", ctx.workdir / "student"]
+    names = ["teacher-FR", "KD-student"]
+    metrics = ["attention", "asr"]  # DNSMOS (~2 s a clip) is left to `tacokd evaluate`
+    bar = lambda n: click.progressbar(length=n, label="    synthesize + measure")  # noqa: E731
+    hard = run_evaluation(runs, ctx.workdir / "eval" / "hard", names=names, sentences="builtin-hard",
+                          metrics=metrics, progress_factory=bar)
+    indomain = run_evaluation(runs[1:], ctx.workdir / "eval" / "indomain", names=names[1:],
+                              sentences="builtin-indomain", metrics=metrics + ["mcd"],
+                              limit=min(30, ctx.config.eval.limit or 30),
+                              data_dir=ctx.workdir / "data", progress_factory=bar)
+    parts = []
+    for name in names:
+        h = hard["systems"][name]
+        parts.append(f"{name}: {h.get('skips', 0)} skips, {h.get('repeats', 0)} repeats, "
+                     f"{h.get('incomplete', 0)}/{h['utterances']} incomplete"
+                     + (f", (ins+del) WER {100 * h['ins_del_rate']:.1f}%" if "ins_del_rate" in h else ""))
+    s = indomain["systems"][names[1]]
+    check = (f"in-domain student: diagonal {s.get('diagonal_score', 0):.2f}"
+             + (f", WER {100 * s['wer']:.1f}%" if "wer" in s else "") + f", MCD {s.get('mcd', float('nan')):.2f} dB")
+    ctx.echo("    hard set — " + "; ".join(parts))
+    ctx.echo("    " + check)
+    return f"hard set: {'; '.join(parts)}. {check}. Reports: {ctx.workdir / 'eval'}/*/report.md"
+
+
+def _stage_export(ctx: Context) -> str:
+    from .export import export_tflite
+
+    out = ctx.workdir / "export" / f"student_{ctx.lang}.tflite"
+    result = export_tflite(ctx.workdir / "student", out, quantize="dynamic")
+    ctx.echo(result.summary())
+    return f"{out} ({result.size_bytes / 1e6:.1f} MB, dynamic int8, builtin ops only) + {out.with_suffix('.json').name}"
+
+
+def _stage_demo(ctx: Context) -> str:
+    import subprocess
+    import sys
+
+    model = ctx.workdir / "export" / f"student_{ctx.lang}.tflite"
+    wav = ctx.workdir / "demo.wav"
+    text = SAMPLE_SENTENCES[ctx.lang][0]
+    demo = Path(__file__).resolve().parent.parent / "mobile_demo" / "synthesize.py"
+    if demo.is_file():  # a checkout: the demo script itself, in a process without TensorFlow
+        cmd = [sys.executable, str(demo), "--model", str(model), text, "--out", str(wav)]
+    else:  # an installed wheel has no mobile_demo/: the same code from tf_tacokd.lite
+        code = ("import sys; from tf_tacokd.lite import LiteSynthesizer, write_wav; "
+                "s = LiteSynthesizer(sys.argv[1]); w, ms, info = s.synthesize(sys.argv[2]); "
+                "write_wav(sys.argv[3], w, s.sample_rate); "
+                "print(f'text->mel {ms[\"text_to_mel\"]:.0f} ms, Griffin-Lim {ms[\"griffin_lim\"]:.0f} ms')")
+        cmd = [sys.executable, "-c", code, str(model), text, str(wav)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise PipelineError(f"the TFLite demo failed: {proc.stderr.strip()[-800:]}")
+    for line in proc.stdout.strip().splitlines():
+        ctx.echo(f"    {line}")
+    return f"{text!r} -> {wav} (TFLite, no TensorFlow in the process)"
+
+
 STAGES: list[Stage] = [
     Stage("check", "check espeak-ng, its voice and TensorFlow", _stage_check, always=True),
-    Stage("config", "resolve the espeak config into the work directory", _stage_config),
+    Stage("config", "resolve the config into the work directory", _stage_config),
     Stage("text", "text front end on sample and hard sentences", _stage_text),
     Stage("corpus", "build the built-in espeak-ng corpus (tacokd make-corpus)", _stage_corpus),
     Stage("preprocess", "log-mel features and TFRecord shards (tacokd preprocess)", _stage_preprocess),
-    Stage("teacher", "train the teacher Tacotron2 with teacher forcing (tacokd train)", None,
-          hint="tacokd train --config {config} --data {workdir}/data --mode teacher "
-               "--out {workdir}/teacher   # hours on 2 CPU cores with the espeak config"),
-    Stage("student", "distil the free-running student, lambda = 1.0 (tacokd distill)", None),
-    Stage("evaluate", "skips/repeats/WER on the built-in hard set (tacokd evaluate)", None),
-    Stage("export", "export the student to TFLite, verified against TF (tacokd export)", None),
-    Stage("demo", "synthesize a sentence on the TFLite model (mobile_demo)", None),
+    Stage("teacher", "the teacher Tacotron2, teacher forcing (tacokd train)", _stage_teacher),
+    Stage("student", "the free-running KD student, lambda from the config (tacokd distill)", _stage_student),
+    Stage("evaluate", "teacher (free running) vs student on the hard set + in-domain check (tacokd evaluate)",
+          _stage_evaluate),
+    Stage("export", "the student to TFLite, builtin ops, verified against TF (tacokd export)", _stage_export),
+    Stage("demo", "synthesize a sentence with the TFLite model (mobile_demo)", _stage_demo),
 ]
 
 
@@ -147,23 +267,27 @@ def run_pipeline(
     overrides: tuple[str, ...] | list[str] = (),
     force: bool = False,
     echo: Callable[[str], None] = print,
+    train: bool = False,
 ) -> dict[str, str]:
-    """Run the main job as far as this version of the package goes.
+    """Run the main job: corpus, features, teacher, student, evaluation, export, demo.
 
     Args:
         lang: "en" or "zh".
         workdir: where everything is written; re-running with the same config resumes.
-        config: a config path or built-in name (default: ``espeak_<lang>``).
+        config: a config path or built-in name (default: ``quick_<lang>``, sized to train
+            teacher and student in about 30 minutes on 2 CPU cores).
         overrides: ``section.key=value`` strings.
         force: redo stages that are already done.
         echo: where progress lines go.
+        train: train teacher and student here even when shipped pretrained checkpoints
+            match the config (they are used otherwise, so the job takes minutes).
 
     Returns:
         The summary line of each stage that ran or was already done, by stage name.
     """
     if lang not in ESPEAK_VOICES:
         raise PipelineError(f"unknown language {lang!r}: expected one of {sorted(ESPEAK_VOICES)}")
-    cfg = load_config(config or f"espeak_{lang}", overrides)
+    cfg = load_config(config or f"quick_{lang}", overrides)
     if cfg.text.language != lang:
         raise PipelineError(
             f"config {cfg.source} is for text.language={cfg.text.language!r}, not {lang!r}"
@@ -177,30 +301,34 @@ def run_pipeline(
         state = {}
     state["config_hash"] = cfg.hash()
     done: dict[str, str] = state.setdefault("done", {})
-    ctx = Context(lang, cfg, workdir, echo)
-    available = [s for s in STAGES if s.run is not None]
+    if state.get("train") not in (None, train) and not force:
+        # switching between pretrained and trained models invalidates the model stages
+        for name in ("teacher", "student", "evaluate", "export", "demo"):
+            done.pop(name, None)
+    state["train"] = train
+    ctx = Context(lang, cfg, workdir, echo, train, done)
     results: dict[str, str] = {}
-    for i, stage in enumerate(available, 1):
-        prefix = f"[{i}/{len(available)}] {stage.name}: {stage.description}"
+    for i, stage in enumerate(STAGES, 1):
+        prefix = f"[{i}/{len(STAGES)}] {stage.name}: {stage.description}"
         if stage.name in done and not stage.always:
             echo(f"{prefix} ... already done ({done[stage.name]})")
             results[stage.name] = done[stage.name]
             continue
         echo(f"{prefix} ...")
         start = time.perf_counter()
-        assert stage.run is not None
         summary = stage.run(ctx)
         echo(f"    done in {time.perf_counter() - start:.1f} s: {summary}")
         done[stage.name] = summary
         results[stage.name] = summary
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
-    pending = [s for s in STAGES if s.run is None]
-    if pending:
-        echo("\nNot in this version of tf_tacokd yet (next steps of the main job):")
-        for stage in pending:
-            echo(f"  - {stage.name}: {stage.description}")
-            if stage.hint:
-                echo("      by hand: " + stage.hint.format(config=cfg.source.split(" --set")[0],
-                                                        workdir=workdir))
-    echo(f"\nEverything is in {workdir.resolve()}")
+    w = workdir.resolve()
+    echo(f"\nEverything is in {w}:")
+    for what, path in (("wav (TFLite, on-device demo)", w / "demo.wav"),
+                       ("report, hard set", w / "eval" / "hard" / "report.md"),
+                       ("report, in-domain", w / "eval" / "indomain" / "report.md"),
+                       ("plots", w / "eval" / "hard" / "errors.png"),
+                       ("alignment plots", w / "eval" / "hard" / "alignments"),
+                       ("TFLite model", w / "export" / f"student_{lang}.tflite"),
+                       ("runs (TensorBoard: tensorboard --logdir)", w / "teacher")):
+        echo(f"  {what}: {path}")
     return results

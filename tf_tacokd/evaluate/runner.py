@@ -258,7 +258,7 @@ def run_evaluation(
         lang: expected language (checked against the runs; default: the runs' language).
         seed: base seed (default ``eval.seed`` of the first run's config).
         metrics: a subset of :data:`METRICS`.
-        limit: evaluate only the first ``limit`` sentences.
+        limit: evaluate only the first ``limit`` sentences (default ``eval.limit``; 0 = all).
         data_dir: preprocessed data for ``builtin-indomain`` (default: the first run's data).
         max_steps: decoder step bound.
         strict: stop at the first failing utterance.
@@ -295,6 +295,7 @@ def run_evaluation(
     eval_cfg = first.config.eval
     seed = eval_cfg.seed if seed is None else seed
     data_dir = data_dir or first.data.get("data_dir")
+    limit = limit if limit is not None else (eval_cfg.limit or None)
     items = load_sentences(sentences, language, data_dir, limit)
     systems = [System.load(n, r) for n, r in zip(names, runs)]
     total = len(items) * len(systems)
