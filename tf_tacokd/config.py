@@ -85,7 +85,9 @@ class AudioConfig:
     max_duration: float = field(default=12.0, metadata={"min_exclusive": 0.0})
     griffin_lim_iters: int = field(default=60, metadata={"min": 1})
     griffin_lim_momentum: float = field(default=0.99, metadata={"min": 0.0, "max": 1.0})
-    magnitude_power: float = field(default=1.5, metadata={"min_exclusive": 0.0})
+    # 1.5 (Tacotron 1's sharpening) made Griffin-Lim of pinv-inverted mels unintelligible to
+    # pocketsphinx: WER 77% vs 42% at 1.0 and 42% for the natural espeak audio (25 clips)
+    magnitude_power: float = field(default=1.0, metadata={"min_exclusive": 0.0})
 
 
 @dataclass(frozen=True)
