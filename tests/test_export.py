@@ -207,3 +207,14 @@ def test_demo_writes_speech_without_tensorflow(exported, tmp_path: Path) -> None
         assert f.getframerate() == side["audio"]["sample_rate"] and f.getnchannels() == 1
         pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2")
     assert pcm.size > 0 and np.abs(pcm).max() > 1000  # not silent
+
+
+def test_pretrained_option_names_what_is_missing(tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.pretrained as pretrained
+
+    monkeypatch.setattr(pretrained, "_root", lambda: tmp_path)  # an installation without checkpoints
+    r = CliRunner().invoke(main, ["export", "--pretrained", "zh", "--out", str(tmp_path / "x.tflite")])
+    assert r.exit_code != 0 and "no pretrained zh student" in r.output and "--train" in r.output
+    r = CliRunner().invoke(main, ["synthesize", "hi", "--pretrained", "en", "--run", str(tmp_path)])
+    assert r.exit_code != 0 and "exactly one of --run" in r.output
+    assert pretrained.available() == []

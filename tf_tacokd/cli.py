@@ -32,6 +32,20 @@ TRAINING_STRATEGY = click.option(
 SET_HELP = "Override a config value, e.g. --set train.batch_size=16 (repeatable; TOML syntax)."
 
 
+def _one_model_source(run_dir: Path | None, model_path: Path | None, pretrained: str | None) -> Path | None:
+    """Exactly one of --run, --model, --pretrained; returns the run directory (None for --model)."""
+    if sum(x is not None for x in (run_dir, model_path, pretrained)) != 1:
+        raise click.UsageError("give exactly one of --run RUN_DIR, --model FILE.keras or --pretrained LANG")
+    if pretrained:
+        from .pretrained import pretrained_run
+
+        try:
+            return pretrained_run(pretrained, "student")
+        except FileNotFoundError as e:
+            raise click.ClickException(str(e)) from None
+    return run_dir
+
+
 @contextlib.contextmanager
 def _stop_signals_save():
     """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt, so training saves and exits.
@@ -344,6 +358,8 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
               default=None, help="Run directory (uses its model.keras, config and mel statistics).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A .keras file inside its run directory.")
+@click.option("--pretrained", type=click.Choice(["en", "zh"]), default=None,
+              help="The shipped pretrained KD student of this language.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.wav"),
               show_default=True, help="Output wav.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -354,8 +370,8 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
               help="Prenet dropout and Griffin-Lim seed: same seed, same audio.")
 @click.option("--window/--no-window", default=None,
               help="Constrain attention to a window around its last peak (ESPnet style).")
-def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, out: Path,
-                   plot: Path | None, max_steps: int | None, seed: int, window: bool | None) -> None:
+def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, pretrained: str | None,
+                   out: Path, plot: Path | None, max_steps: int | None, seed: int, window: bool | None) -> None:
     """Synthesise TEXT to a wav with a trained model (Griffin-Lim vocoder).
 
     Long text is split into sentences and joined. Decoding stops when the stop
@@ -363,8 +379,7 @@ def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, out
     """
     from .synthesize import Synthesizer
 
-    if (run_dir is None) == (model_path is None):
-        raise click.UsageError("give exactly one of --run RUN_DIR or --model FILE.keras")
+    run_dir = _one_model_source(run_dir, model_path, pretrained)
     try:
         synth = Synthesizer.from_run(run_dir) if run_dir else Synthesizer.from_model(model_path)
         result = synth.synthesize(text, seed=seed, max_steps=max_steps, window=window)
@@ -443,6 +458,8 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
               default=None, help="Run directory to export (its model.keras; the KD student's run).")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A .keras file inside its run directory.")
+@click.option("--pretrained", type=click.Choice(["en", "zh"]), default=None,
+              help="The shipped pretrained KD student of this language.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .tflite file; the JSON sidecar goes next to it (NAME.json).")
 @click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default=None,
@@ -455,7 +472,8 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
 @click.option("--text", "texts", multiple=True, help="Verification text (repeatable)  "
               "[default: three texts of different lengths].")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
-def export_cmd(run_dir: Path | None, model_path: Path | None, out: Path, quantize: str | None,
+def export_cmd(run_dir: Path | None, model_path: Path | None, pretrained: str | None, out: Path,
+               quantize: str | None,
                max_steps: int | None, alignments: bool | None, texts: tuple[str, ...],
                threads: int | None) -> None:
     """Export a trained model to TFLite (builtin ops only) with its JSON sidecar, verified against TF.
@@ -466,8 +484,7 @@ def export_cmd(run_dir: Path | None, model_path: Path | None, out: Path, quantiz
     """
     from .export import ExportError, export_tflite
 
-    if (run_dir is None) == (model_path is None):
-        raise click.UsageError("give exactly one of --run RUN_DIR or --model FILE.keras")
+    run_dir = _one_model_source(run_dir, model_path, pretrained)
     try:
         result = export_tflite(run_dir or model_path, out, quantize=quantize, max_steps=max_steps,
                                alignments=alignments, texts=texts or None, threads=threads)
