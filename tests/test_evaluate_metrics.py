@@ -195,3 +195,19 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert res["systems"]["SS"]["repeats"] == 2
     assert (tmp_path / "errors.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "utterances.csv").read_text().splitlines()[0].startswith("system,id,category")
+
+
+def test_missing_optional_packages_leave_their_columns_not_installed(monkeypatch) -> None:
+    import importlib.util
+
+    from tf_tacokd.evaluate.runner import metric_status
+    from tf_tacokd.evaluate.testsets import TestSentence
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("speechmos", "pocketsphinx") else real(name, *a))
+    items = [TestSentence("x-001", "x", "hello", audio=Path("nat.wav"))]
+    status = metric_status(["attention", "asr", "dnsmos", "mcd"], "en", items)
+    assert status == {"attention": "ok", "asr": "not installed", "dnsmos": "not installed", "mcd": "ok"}
+    assert metric_status(["asr"], "zh", items)["asr"].startswith("not applicable")
+    assert metric_status(["mcd"], "en", [TestSentence("y-001", "y", "hi")])["mcd"].startswith("not applicable")
