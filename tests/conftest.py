@@ -136,3 +136,23 @@ def preprocessed_ljspeech(root: Path, settings: list[str]) -> Path:
     make_ljspeech(root / "corpus")
     preprocess(load_config("tiny_en", settings), root / "corpus", root / "data")
     return root / "data"
+
+
+#: Settings for tiny trained runs (evaluation, export): small splits, no validation or audio.
+TINY_RUN_SETTINGS = ["data.val_size=2", "data.test_size=3", "data.shard_size=4", "train.batch_size=2",
+                     "train.checkpoint_every=2", "train.validate_every=100", "train.log_every=2",
+                     "train.audio_every=100"]
+
+
+def tiny_runs(root: Path, modes: list[str], steps: int = 2, extra: list[str] | None = None) -> list[Path]:
+    """Preprocess the LJSpeech fixture and train one ``tiny_en`` run per mode, ``root/<mode>``."""
+    from tf_tacokd.config import load_config
+    from tf_tacokd.train import train
+
+    settings = TINY_RUN_SETTINGS + list(extra or [])
+    data = preprocessed_ljspeech(root, settings)
+    runs = []
+    for mode in modes:
+        train(load_config("tiny_en", settings), data, root / mode, mode=mode, steps=steps, verbose=0)
+        runs.append(root / mode)
+    return runs

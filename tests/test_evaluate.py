@@ -10,26 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from tf_tacokd.cli import main
-from tf_tacokd.config import load_config
 from tf_tacokd.evaluate import run_evaluation
-from tf_tacokd.train import train
 
-from .conftest import preprocessed_ljspeech
-
-SETTINGS = ["data.val_size=2", "data.test_size=3", "data.shard_size=4", "train.batch_size=2",
-            "train.checkpoint_every=2", "train.validate_every=100", "train.log_every=2",
-            "train.audio_every=100"]
-
+from .conftest import tiny_runs
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("evaluate")
-    data = preprocessed_ljspeech(root, SETTINGS)
-    cfg = load_config("tiny_en", SETTINGS)
-    a, b = root / "teacher", root / "fr"
-    train(cfg, data, a, mode="teacher", steps=2, verbose=0)
-    train(cfg, data, b, mode="fr", steps=2, verbose=0)
-    return a, b
+    teacher, fr = tiny_runs(tmp_path_factory.mktemp("evaluate"), ["teacher", "fr"])
+    return teacher, fr
 
 
 def test_report_for_two_runs_resumes_and_lists_failures(runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -21,22 +21,16 @@ from tf_tacokd.export import ExportError, _convert, export_tflite, serving_funct
 from tf_tacokd.lite import (griffin_lim_np, load_sidecar, mel_to_linear_np, prenet_masks, sidecar_path,
                             _mel_filterbank)
 from tf_tacokd.text import TextFrontEnd
-from tf_tacokd.train import train
 
-from .conftest import preprocessed_ljspeech, speechlike
+from .conftest import speechlike, tiny_runs
 
-SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.batch_size=2",
-            "train.checkpoint_every=2", "train.validate_every=100", "train.log_every=2",
-            "train.audio_every=100", "model.attention_window=true"]
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("export")
-    data = preprocessed_ljspeech(root, SETTINGS)
-    train(load_config("tiny_en", SETTINGS), data, root / "run", mode="teacher", steps=2, verbose=0)
-    return root / "run"
+    (teacher,) = tiny_runs(tmp_path_factory.mktemp("export"), ["teacher"], extra=["model.attention_window=true"])
+    return teacher
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,20 @@ TRAINING_STRATEGY = click.option(
 SET_HELP = "Override a config value, e.g. --set train.batch_size=16 (repeatable; TOML syntax)."
 
 
+def model_source_options(command):
+    """--run / --model / --pretrained: where a trained model comes from (exactly one)."""
+    for option in reversed([
+        click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                     default=None, help="Run directory (its model.keras, config and mel statistics)."),
+        click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     default=None, help="A .keras file inside its run directory."),
+        click.option("--pretrained", type=click.Choice(["en", "zh"]), default=None,
+                     help="The shipped pretrained KD student of this language."),
+    ]):
+        command = option(command)
+    return command
+
+
 def _one_model_source(run_dir: Path | None, model_path: Path | None, pretrained: str | None) -> Path | None:
     """Exactly one of --run, --model, --pretrained; returns the run directory (None for --model)."""
     if sum(x is not None for x in (run_dir, model_path, pretrained)) != 1:
@@ -354,12 +368,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
 
 @main.command("synthesize")
 @click.argument("text")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Run directory (uses its model.keras, config and mel statistics).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="A .keras file inside its run directory.")
-@click.option("--pretrained", type=click.Choice(["en", "zh"]), default=None,
-              help="The shipped pretrained KD student of this language.")
+@model_source_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("out.wav"),
               show_default=True, help="Output wav.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -454,12 +463,7 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
 
 
 @main.command("export")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Run directory to export (its model.keras; the KD student's run).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="A .keras file inside its run directory.")
-@click.option("--pretrained", type=click.Choice(["en", "zh"]), default=None,
-              help="The shipped pretrained KD student of this language.")
+@model_source_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The .tflite file; the JSON sidecar goes next to it (NAME.json).")
 @click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default=None,
