@@ -203,6 +203,28 @@ def test_demo_writes_speech_without_tensorflow(exported, tmp_path: Path) -> None
     assert pcm.size > 0 and np.abs(pcm).max() > 1000  # not silent
 
 
+def test_packed_pretrained_model_rebuilds_and_exports(run: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.pretrained as pretrained
+    from tf_tacokd.synthesize import Synthesizer
+
+    monkeypatch.setattr(pretrained, "_root", lambda: tmp_path / "shipped")
+    monkeypatch.setenv("TF_TACOKD_CACHE", str(tmp_path / "cache"))
+    folder = pretrained.pack(run, "en", "student", dest=tmp_path / "shipped")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "data.json", "weights.npz"]
+    assert (folder / "weights.npz").stat().st_size < 0.6 * (run / "model.keras").stat().st_size  # float16
+    assert pretrained.available() == ["en_student"]
+    rebuilt = pretrained.pretrained_run("en", "student")
+    assert rebuilt.parent == tmp_path / "cache" / "pretrained" and (rebuilt / "model.keras").is_file()
+    assert pretrained.pretrained_run("en", "student") == rebuilt  # cached
+    a = Synthesizer.from_run(run).synthesize("Hello.", seed=3, max_steps=5)
+    b = Synthesizer.from_run(rebuilt).synthesize("Hello.", seed=3, max_steps=5)
+    np.testing.assert_allclose(a.mels[0], b.mels[0], atol=0.05)  # float16-rounded weights
+    r = CliRunner().invoke(main, ["export", "--pretrained", "en", "--out", str(tmp_path / "p.tflite"),
+                                  "--max-steps", "10"])
+    assert r.exit_code == 0, r.output
+    assert pretrained.pretrained_run("zh", "teacher", missing_ok=True) is None
+
+
 def test_pretrained_option_names_what_is_missing(tmp_path: Path, monkeypatch) -> None:
     import tf_tacokd.pretrained as pretrained
 

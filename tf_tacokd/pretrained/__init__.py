@@ -1,8 +1,13 @@
 """Pretrained espeak-ng checkpoints shipped with the package (teacher and KD student, en and zh).
 
-Each is a run directory (``model.keras``, ``config.toml``, ``data.json``) trained with this
-project's own code by ``tacokd run --lang LANG --train`` (the ``quick_LANG`` config), so
-``tacokd synthesize --pretrained en`` and the TFLite export work right after installation.
+Each shipped model is a folder ``<lang>_<teacher|student>/`` holding the run's
+``config.toml`` and ``data.json`` and its weights as float16 in ``weights.npz`` (half the
+size of a ``.keras`` file, so four models fit in a few MB each). :func:`pretrained_run`
+rebuilds an ordinary float32 run directory with ``model.keras`` from them, once, in a cache
+directory (``$TF_TACOKD_CACHE`` or ``~/.cache/tf_tacokd``), so ``tacokd synthesize
+--pretrained en``, ``tacokd export --pretrained en`` and the main job work right after
+installation. The models were trained with this project's code (``tacokd run --lang LANG
+--train``, config ``quick_LANG``) and packed with :func:`pack`; RESULTS.md has their numbers.
 
 Example:
     >>> from tf_tacokd.pretrained import available
@@ -12,23 +17,92 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
+import os
+import shutil
 from pathlib import Path
 
-__all__ = ["available", "pretrained_run"]
+import numpy as np
+
+__all__ = ["available", "pack", "pretrained_run"]
+
+FILES = ("config.toml", "data.json", "weights.npz")
 
 
 def _root() -> Path:
     return Path(str(importlib.resources.files("tf_tacokd.pretrained")))
 
 
+def _cache() -> Path:
+    return Path(os.environ.get("TF_TACOKD_CACHE", Path.home() / ".cache" / "tf_tacokd")) / "pretrained"
+
+
 def available() -> list[str]:
-    """Names (``<lang>_<teacher|student>``) of the shipped checkpoints."""
-    return sorted(p.name for p in _root().iterdir() if (p / "model.keras").is_file())
+    """Names (``<lang>_<teacher|student>``) of the shipped models."""
+    return sorted(p.name for p in _root().iterdir() if all((p / f).is_file() for f in FILES))
+
+
+def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = None) -> Path:
+    """Store a trained run's ``model.keras`` as a shipped model (float16 weights + its config).
+
+    Args:
+        run_dir: a finished run (teacher or KD student).
+        lang, which: the shipped name, ``<lang>_<which>``.
+        dest: the folder to write into (default: this package's folder).
+    """
+    import json
+
+    import keras
+
+    from .. import model as _registers_model_classes  # noqa: F401
+
+    run_dir = Path(run_dir)
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    out = Path(dest or _root()) / f"{lang}_{which}"
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "weights.npz", **{f"w{i:03d}": np.asarray(w, np.float16)
+                                                for i, w in enumerate(model.get_weights())})
+    shutil.copy2(run_dir / "config.toml", out / "config.toml")
+    data = json.loads((run_dir / "data.json").read_text(encoding="utf-8"))
+    data["data_dir"] = None  # the training data is not shipped
+    (out / "data.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    return out
+
+
+def _materialize(src: Path) -> Path:
+    """A float32 run directory rebuilt from a shipped model (cached by content hash)."""
+    import json
+
+    h = hashlib.sha256()
+    for name in FILES:
+        h.update((src / name).read_bytes())
+    run = _cache() / f"{src.name}-{h.hexdigest()[:12]}"
+    if (run / "model.keras").is_file():
+        return run
+    from ..config import load_config
+    from ..model import Tacotron2
+
+    cfg = load_config(src / "config.toml")
+    data = json.loads((src / "data.json").read_text(encoding="utf-8"))
+    model = Tacotron2.from_settings(cfg.model, n_symbols=len(data["symbols"]["symbols"]), n_mels=cfg.audio.n_mels)
+    model.run(np.array([[2, 3, 1]], np.int32), max_steps=2)  # build every layer
+    with np.load(src / "weights.npz") as z:
+        weights = [z[k].astype(np.float32) for k in sorted(z.files)]
+    model.set_weights(weights)
+    tmp = run.with_name(run.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy2(src / "config.toml", tmp / "config.toml")
+    shutil.copy2(src / "data.json", tmp / "data.json")
+    model.save(tmp / "model.keras")
+    shutil.rmtree(run, ignore_errors=True)
+    os.replace(tmp, run)
+    return run
 
 
 def pretrained_run(lang: str, which: str = "student", missing_ok: bool = False) -> Path | None:
-    """The run directory of a shipped checkpoint.
+    """A run directory (``model.keras``, ``config.toml``, ``data.json``) of a shipped model.
 
     Args:
         lang: "en" or "zh".
@@ -37,10 +111,10 @@ def pretrained_run(lang: str, which: str = "student", missing_ok: bool = False) 
     """
     if lang not in ("en", "zh") or which not in ("teacher", "student"):
         raise ValueError(f"no pretrained model {lang!r}/{which!r}: languages en, zh; teacher or student")
-    run = _root() / f"{lang}_{which}"
-    if (run / "model.keras").is_file():
-        return run
+    src = _root() / f"{lang}_{which}"
+    if all((src / f).is_file() for f in FILES):
+        return _materialize(src)
     if missing_ok:
         return None
-    raise FileNotFoundError(f"no pretrained {lang} {which} in this installation ({run}); "
+    raise FileNotFoundError(f"no pretrained {lang} {which} in this installation ({src}); "
                             f"train one with `tacokd run --lang {lang} --train`")
