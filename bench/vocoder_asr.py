@@ -1,10 +1,12 @@
 """Benchmark: how intelligible is the vocoder? pocketsphinx WER of natural test clips and of
 their Griffin-Lim resynthesis from the (natural) mel, per vocoder setting.
 
-Run by hand: ``python bench/vocoder_asr.py --data work/en/data [--n 25] [--config quick_en]``
-(the preprocessed built-in English data; its corpus must still be on disk). The WER of the
-natural audio is the ceiling any synthesis can reach with this ASR; the mel rows are the
-ceiling of a perfect acoustic model with this vocoder.
+Run by hand: ``python bench/vocoder_asr.py --data work/en/data [--n 25] [--config quick_en]
+[--run RUN ...]`` (the preprocessed built-in English data; its corpus must still be on disk).
+The WER of the natural audio is the ceiling any synthesis can reach with this ASR; the mel
+rows are the ceiling of a perfect acoustic model with this vocoder. Each ``--run`` adds two
+rows: the model's mel with teacher forcing (fed the natural frames) and free running (as at
+inference), both through the config's vocoder.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def main() -> None:
     p.add_argument("--data", required=True, help="preprocessed data directory (built-in English corpus)")
     p.add_argument("--n", type=int, default=25, help="test clips")
     p.add_argument("--config", default="quick_en")
+    p.add_argument("--run", action="append", default=[], help="a trained run to add (repeatable)")
     args = p.parse_args()
     cfg = load_config(args.config).audio
     items = [s for s in indomain(args.data, args.n) if s.audio is not None]
@@ -45,6 +48,8 @@ def main() -> None:
             np.exp(log_mel(w, cfg)).T, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
             win_length=cfg.win_length, power=1.0, n_iter=60, fmax=cfg.fmax),
     }
+    for run in args.run:
+        variants.update(model_variants(run, args.data, items))
     print(f"\n{len(items)} in-domain test clips of {args.data}; pocketsphinx with a -50 dBFS noise floor\n")
     print("| audio | WER % | (ins+del) WER % |")
     print("|---|---|---|")
@@ -52,11 +57,45 @@ def main() -> None:
         errors = ins_del = words = 0
         for i, s in enumerate(items):
             wav, sr = sf.read(str(s.audio), dtype="float32")
-            e = word_errors(s.text, asr.transcribe(fn(wav), sr, seed=i))
+            e = word_errors(s.text, asr.transcribe(fn(wav) if callable(fn) else fn[i], sr, seed=i))
             errors += e.substitutions + e.deletions + e.insertions
             ins_del += e.insertions + e.deletions
             words += e.reference_words
         print(f"| {name} | {100 * errors / words:.1f} | {100 * ins_del / words:.1f} |", flush=True)
+
+
+def model_variants(run: str, data: str, items) -> dict[str, list[np.ndarray]]:
+    """Teacher-forced and free-running audio of ``run`` for the test items, in order."""
+    import keras
+    import tensorflow as tf
+
+    import tf_tacokd.model  # noqa: F401  (registers the model classes)
+    from tf_tacokd.audio import MelStats
+    from tf_tacokd.data.dataset import make_dataset
+    from tf_tacokd.train import load_run
+
+    info = load_run(run)
+    cfg = info.config
+    model = keras.saving.load_model(f"{run}/model.keras", compile=False)
+    stats = MelStats.from_dict(info.data["mel_stats"]) if cfg.audio.normalize_mel else None
+    wanted = {s.id: i for i, s in enumerate(items)}
+    forced: dict[int, np.ndarray] = {}
+    free: dict[int, np.ndarray] = {}
+    for b in make_dataset(data, "test", cfg, batch_size=1, with_ids=True):
+        i = wanted.get(b["id"][0].numpy().decode())
+        if i is None:
+            continue
+        n = int(b["mel_lengths"][0])
+        tf_mel = model.run(b["text_ids"], b["mel"], teacher_prob=1.0)["mel"][0, :n].numpy()
+        fr = model.infer(b["text_ids"].numpy(), seed=i)
+        forced[i] = mel_to_audio(tf_mel, cfg.audio, stats, seed=i)
+        free[i] = mel_to_audio(fr["mel"][0, : int(fr["lengths"][0])], cfg.audio, stats, seed=i)
+    missing = [s.id for s in items if wanted[s.id] not in forced]
+    if missing:
+        raise SystemExit(f"{run}: test items not in {data}: {missing[:3]}")
+    name = tf.io.gfile.basename(run.rstrip("/"))
+    return {f"{name}: teacher forced": [forced[i] for i in range(len(items))],
+            f"{name}: free running": [free[i] for i in range(len(items))]}
 
 
 if __name__ == "__main__":
