@@ -127,9 +127,14 @@ def test_main_job_runs_end_to_end_and_resumes(tmp_path: Path, lang: str) -> None
     assert (workdir / "demo.wav").stat().st_size > 1000 and "text->mel" in result.output
     assert f"wav (TFLite, on-device demo): {(workdir / 'demo.wav').resolve()}" in result.output
     again = invoke(*args)
-    assert again.exit_code == 0 and again.output.count("already done") == 9  # all but the machine check
-    changed = invoke(*args, "--set", "data.val_size=3")
-    assert "config changed" in changed.output and changed.exit_code == 0
+    assert again.exit_code == 0 and again.output.count("already done") == 8  # all but check and config
+    stamp = (workdir / "teacher" / "model.keras").stat().st_mtime_ns
+    changed = invoke(*args, "--set", "distill.lambda=0.5")  # only the student and what follows
+    assert changed.exit_code == 0, changed.output
+    assert changed.output.count("already done") == 4  # text, corpus, preprocess, teacher
+    assert changed.output.count("redoing (the config changed") == 4  # student, evaluate, export, demo
+    assert (workdir / "teacher" / "model.keras").stat().st_mtime_ns == stamp
+    assert json.loads((workdir / "student" / "state.json").read_text())["step"] == 2  # trained afresh
 
 
 @requires_espeak

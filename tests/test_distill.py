@@ -40,10 +40,11 @@ def test_distillation_loss_matches_numpy() -> None:
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)
     for layers in ([0, 1], [0], [1]):
         cols = np.concatenate([np.arange(i * units, (i + 1) * units) for i in layers])
-        per_step = ((s[..., cols] - s_hat[..., cols]) ** 2).sum(-1)
-        expected = (per_step * mask).sum() / mask.sum()
-        got = float(distillation_loss(s, s_hat, mask, units, layers))
-        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        for reduction, reduce in (("sum", np.sum), ("mean", np.mean)):
+            per_step = reduce((s[..., cols] - s_hat[..., cols]) ** 2, axis=-1)
+            expected = (per_step * mask).sum() / mask.sum()
+            got = float(distillation_loss(s, s_hat, mask, units, layers, reduction))
+            np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
 def tiny_teacher() -> Tacotron2:

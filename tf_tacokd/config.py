@@ -183,6 +183,10 @@ class DistillConfig:
     lambda_: float = field(default=1.0, metadata=_key("lambda", min=0.0))
     # Which decoder LSTM layers' outputs are distilled (0-based indices).
     layers: list[int] = field(default_factory=lambda: [0, 1], metadata={"nonempty": True, "min": 0})
+    # Loss_d over hidden units: "mean" (MSE, the scale of our per-element mean feature loss) or
+    # "sum" (equation 7's |s - ŝ|² literally). With "sum" and λ = 1 the distillation term was
+    # ~30x the feature loss on espeak_en (64 vs 2) and wrecked the student's alignment in 400 steps.
+    loss_reduction: Literal["mean", "sum"] = "mean"
     train_encoder: bool = False
     student_init: Literal["teacher", "random"] = "teacher"
     steps: int = field(default=150_000, metadata={"min": 1})

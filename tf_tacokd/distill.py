@@ -35,7 +35,8 @@ from .train import TrainResult, fit_run, load_run, save_model
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
 
 
-def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, layers: list[int]) -> tf.Tensor:
+def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, layers: list[int],
+                      reduction: str = "mean") -> tf.Tensor:
     """Equation 7: mean over real decoder steps of the squared distance between hidden states.
 
     Args:
@@ -44,10 +45,13 @@ def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, lay
         step_mask: ``[B, steps]`` 1 for real steps.
         units: units per LSTM layer.
         layers: which layers take part (0-based).
+        reduction: over the hidden units, "mean" (an MSE, on the scale of our per-element
+            feature loss) or "sum" (``|s - ŝ|²`` read literally: ``units × layers`` times larger).
     """
     parts = [slice(i * units, (i + 1) * units) for i in layers]
     diff = tf.concat([teacher_hidden[..., p] - student_hidden[..., p] for p in parts], -1)
-    return masked_mean(tf.reduce_sum(tf.square(diff), -1), step_mask)
+    per_step = tf.reduce_mean(tf.square(diff), -1) if reduction == "mean" else tf.reduce_sum(tf.square(diff), -1)
+    return masked_mean(per_step, step_mask)
 
 
 class Distiller(keras.Model):
@@ -114,7 +118,7 @@ class Distiller(keras.Model):
         losses["distill_loss"] = distillation_loss(tf.cast(target_hidden, tf.float32),
                                                    tf.cast(out["hidden"], tf.float32), step_mask,
                                                    self.student.settings.decoder_lstm_units,
-                                                   self.settings.layers)
+                                                   self.settings.layers, self.settings.loss_reduction)
         losses["loss"] = losses["feature_loss"] + self.settings.lambda_ * losses["distill_loss"]
         return losses, out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,10 @@ SAMPLE_SENTENCES = {
     ],
 }
 
+#: Stages whose results come from the models (redone when switching between shipped and trained).
+MODEL_STAGES = ("teacher", "student", "evaluate", "export", "demo")
+
+
 class PipelineError(RuntimeError):
     """A stage of the main job failed; the message says what to do."""
 
@@ -59,11 +64,18 @@ class Context:
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the main job: ``run`` returns its one-line summary."""
+    """One step of the main job: ``run`` returns its one-line summary.
+
+    ``sections``: the config sections its result depends on (with those of the stages
+    before it); changing one of them redoes this stage and the ones after it, and no other.
+    ``outputs``: what to delete before redoing it (a changed teacher is trained afresh).
+    """
 
     name: str
     description: str
     run: Callable[[Context], str]
+    sections: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
     always: bool = False  # re-run every time (checks of the machine), never cached
 
 
@@ -247,17 +259,36 @@ def _stage_demo(ctx: Context) -> str:
 
 STAGES: list[Stage] = [
     Stage("check", "check espeak-ng, its voice and TensorFlow", _stage_check, always=True),
-    Stage("config", "resolve the config into the work directory", _stage_config),
-    Stage("text", "text front end on sample and hard sentences", _stage_text),
-    Stage("corpus", "build the built-in espeak-ng corpus (tacokd make-corpus)", _stage_corpus),
-    Stage("preprocess", "log-mel features and TFRecord shards (tacokd preprocess)", _stage_preprocess),
-    Stage("teacher", "the teacher Tacotron2, teacher forcing (tacokd train)", _stage_teacher),
-    Stage("student", "the free-running KD student, lambda from the config (tacokd distill)", _stage_student),
+    Stage("config", "resolve the config into the work directory", _stage_config, always=True),
+    Stage("text", "text front end on sample and hard sentences", _stage_text, ("text",)),
+    Stage("corpus", "build the built-in espeak-ng corpus (tacokd make-corpus)", _stage_corpus,
+          ("text", "data"), ("corpus",)),
+    Stage("preprocess", "log-mel features and TFRecord shards (tacokd preprocess)", _stage_preprocess,
+          ("audio",), ("data",)),
+    Stage("teacher", "the teacher Tacotron2, teacher forcing (tacokd train)", _stage_teacher,
+          ("model", "train"), ("teacher",)),
+    Stage("student", "the free-running KD student, lambda from the config (tacokd distill)", _stage_student,
+          ("distill",), ("student",)),
     Stage("evaluate", "teacher (free running) vs student on the hard set + in-domain check (tacokd evaluate)",
-          _stage_evaluate),
-    Stage("export", "the student to TFLite, builtin ops, verified against TF (tacokd export)", _stage_export),
+          _stage_evaluate, ("eval",), ("eval",)),
+    Stage("export", "the student to TFLite, builtin ops, verified against TF (tacokd export)", _stage_export,
+          ("export",), ("export",)),
     Stage("demo", "synthesize a sentence with the TFLite model (mobile_demo)", _stage_demo),
 ]
+
+
+def _stage_keys(cfg: Config) -> dict[str, str]:
+    """Per stage: a hash of the config sections it and the stages before it depend on."""
+    import dataclasses
+    import hashlib
+
+    keys, seen = {}, set()
+    for stage in STAGES:
+        seen.update(stage.sections)
+        blob = json.dumps({name: dataclasses.asdict(getattr(cfg, name)) for name in sorted(seen)},
+                          sort_keys=True, default=str)
+        keys[stage.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return keys
 
 
 def run_pipeline(
@@ -296,29 +327,31 @@ def run_pipeline(
     workdir.mkdir(parents=True, exist_ok=True)
     state_path = workdir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() and not force else {}
-    if state.get("config_hash") not in (None, cfg.hash()):
-        echo(f"config changed since the last run in {workdir}: redoing every stage")
-        state = {}
-    state["config_hash"] = cfg.hash()
-    done: dict[str, str] = state.setdefault("done", {})
-    if state.get("train") not in (None, train) and not force:
-        # switching between pretrained and trained models invalidates the model stages
-        for name in ("teacher", "student", "evaluate", "export", "demo"):
-            done.pop(name, None)
-    state["train"] = train
-    ctx = Context(lang, cfg, workdir, echo, train, done)
+    # models trained here and shipped models are different results
+    keys = {k: v + ("-trained" if train else "-shipped") if k in MODEL_STAGES else v
+            for k, v in _stage_keys(cfg).items()}
+    done: dict[str, dict[str, str]] = {k: v for k, v in state.get("done", {}).items() if isinstance(v, dict)}
+    state["done"] = done
+    ctx = Context(lang, cfg, workdir, echo, train, {k: v["summary"] for k, v in done.items()})
     results: dict[str, str] = {}
     for i, stage in enumerate(STAGES, 1):
         prefix = f"[{i}/{len(STAGES)}] {stage.name}: {stage.description}"
-        if stage.name in done and not stage.always:
-            echo(f"{prefix} ... already done ({done[stage.name]})")
-            results[stage.name] = done[stage.name]
+        entry = done.get(stage.name)
+        if entry and entry.get("key") == keys[stage.name] and not stage.always:
+            echo(f"{prefix} ... already done ({entry['summary']})")
+            results[stage.name] = entry["summary"]
             continue
-        echo(f"{prefix} ...")
+        if entry and not stage.always:  # keys are cumulative: a change redoes what follows too
+            echo(f"{prefix} ... redoing (the config changed for it or an earlier stage)")
+            for name in stage.outputs:
+                shutil.rmtree(workdir / name, ignore_errors=True)
+        else:
+            echo(f"{prefix} ...")
         start = time.perf_counter()
         summary = stage.run(ctx)
         echo(f"    done in {time.perf_counter() - start:.1f} s: {summary}")
-        done[stage.name] = summary
+        done[stage.name] = {"summary": summary, "key": keys[stage.name]}
+        ctx.done[stage.name] = summary
         results[stage.name] = summary
         state_path.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
     w = workdir.resolve()
