@@ -19,7 +19,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -99,7 +99,6 @@ class _Tools:
     asr: SpeechRecognizer | None = None
     noise_dbfs: float = -50.0
     eval_cfg: Any = None
-    failures: list[str] = field(default_factory=list)
 
 
 def _measure(system: System, sentence: TestSentence, index: int, seed: int, out: Path,
