@@ -116,6 +116,22 @@ def test_distill_command_writes_a_standalone_student(teacher_run, tmp_path: Path
     again = CliRunner().invoke(main, args)  # finished: nothing left to do
     assert again.exit_code == 0 and "nothing to do" in again.output
 
+    # training curves on one budget axis: the student starts after its teacher's 4 steps
+    from tf_tacokd.plots import budget_offset, read_history
+
+    assert budget_offset(tmp_path / "student") == 4 and budget_offset(teacher) == 0
+    assert [r["step"] for r in read_history(tmp_path / "student")] == [4.0]
+    png = tmp_path / "curves.png"
+    curves = CliRunner().invoke(main, ["curves", "--run", str(teacher), "--run", str(tmp_path / "student"),
+                                       "--names", "TF,KD", "--out", str(png)])
+    assert curves.exit_code == 0, curves.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(main, ["curves", "--run", str(teacher), "--metric", "no_such_column",
+                                    "--out", str(png)])
+    assert bad.exit_code == 1 and "no_such_column" in bad.output
+    missing = CliRunner().invoke(main, ["curves", "--run", str(tmp_path), "--out", str(png)])
+    assert missing.exit_code == 1 and "no training history" in missing.output
+
 
 def test_student_must_match_the_teacher(teacher_run, tmp_path: Path) -> None:
     data, teacher = teacher_run
@@ -142,6 +158,7 @@ def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
         assert 0.1 <= float(fields[1]) <= 10 and fields[6] == "COMPLETED" and int(fields[4]) == 2
         assert float(fields[3]) > 0
     assert "best lambda" in result.output
+    assert (tmp_path / "tune" / "trials.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_failed_trials_are_visible_and_all_failing_is_an_error(teacher_run, tmp_path: Path,

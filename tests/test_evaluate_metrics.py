@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 
 from tf_tacokd.evaluate.asr import add_noise, normalize_for_wer, word_errors
-from tf_tacokd.evaluate.report import bootstrap_ci, paired_comparison, summarize, write_report
+from tf_tacokd.evaluate.report import (bootstrap_ci, hardest_figure, hardest_sentences, paired_comparison, summarize,
+                                       write_report)
 from tf_tacokd.evaluate.testsets import builtin_hard, load_sentence_file, load_sentences
 from tf_tacokd.text import TextFrontEnd
 
@@ -194,6 +195,7 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert "| spelling | 1 | 3 / 0 / 0 | 0 / 0 / 0 |" in md
     assert res["systems"]["SS"]["repeats"] == 2
     assert (tmp_path / "errors.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "hardest.png").exists() and "hardest.png" not in md  # no alignment plots given
     assert (tmp_path / "utterances.csv").read_text().splitlines()[0].startswith("system,id,category")
 
 
@@ -211,3 +213,25 @@ def test_missing_optional_packages_leave_their_columns_not_installed(monkeypatch
     assert status == {"attention": "ok", "asr": "not installed", "dnsmos": "not installed", "mcd": "ok"}
     assert metric_status(["asr"], "zh", items)["asr"].startswith("not applicable")
     assert metric_status(["mcd"], "en", [TestSentence("y-001", "y", "hi")])["mcd"].startswith("not applicable")
+
+
+def test_hardest_sentences_rank_by_errors_over_all_systems(tmp_path: Path) -> None:
+    rows = [_row("SS", "a", 1, text="short"), _row("KD", "a", 0, text="short"),
+            _row("SS", "b", 2, 1, text="longer text"), _row("KD", "b", 0, incomplete=True, text="longer text"),
+            _row("SS", "c", 1, text="a much longer text"), _row("KD", "c", 0, text="a much longer text"),
+            _row("SS", "d", 0, text="clean"), _row("KD", "d", 0, text="clean"),
+            _row("SS", "e", 5, text="only one system")]
+    # b: 4 errors; a and c: 1 each (the longer first); d has none; e lacks KD
+    assert hardest_sentences(rows, ["SS", "KD"], n=5) == ["b", "c", "a"]
+    assert hardest_sentences(rows, ["SS", "KD"], n=1) == ["b"]
+    assert hardest_figure(tmp_path / "h.png", tmp_path, rows, ["SS", "KD"]) is None  # no plots on disk
+
+    from tf_tacokd.plots import save_alignment
+
+    for r in rows:
+        png = Path("alignments") / r["system"] / f"{r['id']}.png"
+        (tmp_path / png).parent.mkdir(parents=True, exist_ok=True)
+        save_alignment(tmp_path / png, np.eye(6, 4))
+        r["alignment_png"] = str(png)
+    path = hardest_figure(tmp_path / "h.png", tmp_path, rows, ["SS", "KD"], n=2)
+    assert path is not None and path.read_bytes()[:4] == b"\x89PNG"

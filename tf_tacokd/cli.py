@@ -352,7 +352,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
     (the learning rate too with distill.tune_learning_rate = true); each trial
     trains a student for --steps and is scored by its free-running validation mel
     loss. Prints the trials (failed ones included, with the error) and writes
-    OUT/trials.csv; exits non-zero if every trial failed.
+    OUT/trials.csv and OUT/trials.png; exits non-zero if every trial failed.
     """
     from .tune import TuneError, format_table, tune_lambda
 
@@ -363,7 +363,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
     except (TuneError, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table(table))
-    click.echo(f"best lambda {table[0].lambda_:.4g}; table in {out / 'trials.csv'}")
+    click.echo(f"best lambda {table[0].lambda_:.4g}; table in {out / 'trials.csv'}, plot in {out / 'trials.png'}")
 
 
 @main.command("synthesize")
@@ -460,6 +460,41 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
         click.echo(f"warning: {failed} utterance(s) failed; listed in {out / 'report.md'}", err=True)
     click.echo(f"report: {out / 'report.md'}  results: {out / 'results.json'}  "
                f"utterances: {out / 'utterances.csv'}  chart: {out / 'errors.png'}")
+
+
+@main.command("curves")
+@click.option("--run", "runs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A run directory with history.csv (repeat for each system).")
+@click.option("--names", default=None, help="Comma-separated names, one per --run  [default: the "
+              "run directory names].")
+@click.option("--metric", "metrics", multiple=True, default=("val_fr_mel_loss",), show_default=True,
+              help="history.csv column to plot (repeatable: one panel each).")
+@click.option("--no-budget", is_flag=True, help="Plot a student from its own step 0 instead of after "
+              "its teacher's steps.")
+@click.option("--title", default="", help="Figure title.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")
+def curves_cmd(runs: tuple[Path, ...], names: str | None, metrics: tuple[str, ...], no_budget: bool,
+               title: str, out: Path) -> None:
+    """Plot validation curves of several runs on one step axis (PNG).
+
+    By default a distilled student is drawn after its teacher's steps, so systems
+    compare at equal total training budgets. val_fr_mel_loss (free-running
+    validation mel loss) is logged by every mode.
+    """
+    from .plots import figure_to_png, training_curves
+
+    name_list = [n.strip() for n in names.split(",")] if names else [r.name for r in runs]
+    if len(name_list) != len(runs):
+        raise click.BadParameter(f"{len(name_list)} names for {len(runs)} runs", param_hint="--names")
+    try:
+        fig = training_curves(list(zip(name_list, runs)), metrics, budget=not no_budget, title=title)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise click.ClickException(str(e)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(figure_to_png(fig))
+    click.echo(f"wrote {out}")
 
 
 @main.command("export")

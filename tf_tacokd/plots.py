@@ -1,4 +1,4 @@
-"""Figures: attention alignments (matplotlib, headless)."""
+"""Figures (matplotlib, headless): attention alignments, training curves, the lambda sweep."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["alignment_figure", "figure_to_png", "save_alignment"]
+__all__ = ["alignment_figure", "figure_to_png", "save_alignment", "read_history", "budget_offset",
+           "training_curves", "lambda_sweep_figure"]
 
 
 def alignment_figure(alignment: np.ndarray, tokens: Sequence[str] | None = None, title: str = ""):
@@ -49,3 +50,105 @@ def save_alignment(path: str | Path, alignment: np.ndarray, tokens: Sequence[str
     path = Path(path)
     path.write_bytes(figure_to_png(alignment_figure(alignment, tokens, title)))
     return path
+
+
+# ---------------------------------------------------------------------------
+# Training curves and the lambda sweep
+# ---------------------------------------------------------------------------
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of ``run_dir/history.csv`` (one per validation) as floats; empty cells dropped.
+
+    Raises:
+        FileNotFoundError: the run has no history.csv (not trained with this package, or no
+            validation reached yet).
+    """
+    import csv
+
+    path = Path(run_dir) / "history.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no training history (train until the first validation, "
+                                f"train.validate_every steps)")
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def budget_offset(run_dir: str | Path) -> int:
+    """Steps spent before this run started: the teacher's steps for a distilled student
+    (``teacher.json`` names the teacher), else 0. Used to plot systems on one step budget."""
+    import json
+
+    link = Path(run_dir) / "teacher.json"
+    if not link.is_file():
+        return 0
+    teacher = Path(json.loads(link.read_text(encoding="utf-8"))["teacher"])
+    teacher = teacher.parent if teacher.suffix == ".keras" else teacher
+    state = teacher / "state.json"
+    if state.is_file():
+        return int(json.loads(state.read_text(encoding="utf-8")).get("step", 0))
+    history = read_history(teacher) if (teacher / "history.csv").is_file() else []
+    return int(history[-1]["step"]) if history else 0
+
+
+def training_curves(runs: Sequence[tuple[str, str | Path]], metrics: Sequence[str] = ("val_fr_mel_loss",),
+                    budget: bool = True, title: str = ""):
+    """Validation curves of several runs, one panel per metric.
+
+    Args:
+        runs: (name, run directory) pairs.
+        metrics: history.csv columns; ``val_fr_mel_loss`` (free-running validation mel loss) is
+            the one every mode logs, so teacher, SS, FR and students compare on it.
+        budget: shift a distilled student by its teacher's steps (x = total training steps).
+
+    Example:
+        >>> fig = training_curves([("SS", "runs/ss"), ("KD", "runs/kd")])  # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        plotted = 0
+        for name, run_dir in runs:
+            offset = budget_offset(run_dir) if budget else 0
+            points = [(r["step"] + offset, r[metric]) for r in read_history(run_dir) if metric in r]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker="o", markersize=3, label=name)
+                plotted += 1
+        if not plotted:
+            raise ValueError(f"no run logged {metric!r}; see the columns of history.csv")
+        ax.set_xlabel("total training steps" + (" (student: + teacher's)" if budget else ""))
+        ax.set_ylabel(metric)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def lambda_sweep_figure(lambdas: Sequence[float], objectives: Sequence[float], objective: str = "",
+                        best: float | None = None):
+    """Objective against lambda (log axis) for a ``tacokd tune`` search."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    order = np.argsort(lambdas)
+    ax.plot(np.asarray(lambdas)[order], np.asarray(objectives)[order], marker="o")
+    if best is not None:
+        ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best λ = {best:.3g}")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("λ (distillation weight)")
+    ax.set_ylabel(objective or "objective")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -96,7 +96,7 @@ def tune_lambda(
     strategy: str = "default",
     echo: Callable[[str], None] = print,
 ) -> list[Trial]:
-    """Run the search and write ``out/trials.csv``; returns the table (best first).
+    """Run the search and write ``out/trials.csv`` and ``out/trials.png``; returns the table (best first).
 
     Args:
         steps: training steps per trial (default ``distill.steps``).
@@ -139,6 +139,13 @@ def tune_lambda(
     search.search(train_ds, steps_per_epoch=steps, epochs=1, validation_data=val_ds, verbose=0)
     table = _table(search, hypermodel)
     _write_csv(out / "trials.csv", table)
+    done = [t for t in table if t.status == "COMPLETED" and t.objective is not None]
+    if done:
+        from .plots import figure_to_png, lambda_sweep_figure
+
+        fig = lambda_sweep_figure([t.lambda_ for t in done], [t.objective for t in done], OBJECTIVE,
+                                  best=done[0].lambda_)
+        (out / "trials.png").write_bytes(figure_to_png(fig))
     if not any(t.status == "COMPLETED" for t in table):
         raise TuneError("every trial failed:\n" + format_table(table))
     return table

@@ -1,6 +1,6 @@
 """Aggregate per-utterance results into a Table-1-style report, paired comparisons with
 bootstrap confidence intervals (standing in for the paper's AB preference test), and files:
-``report.md``, ``results.json``, ``utterances.csv`` and ``errors.png``.
+``report.md``, ``results.json``, ``utterances.csv``, ``errors.png`` and ``hardest.png``.
 
 Example:
     >>> rows = [{"system": "A", "id": "s1", "status": "ok", "skips": 1, "repeats": 0, "incomplete": False},
@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "paired_comparison", "summarize", "write_report"]
+__all__ = ["bootstrap_ci", "hardest_figure", "hardest_sentences", "paired_comparison", "summarize",
+           "write_report"]
 
 CSV_COLUMNS = [
     "system", "id", "category", "status", "text", "normalized", "seed", "steps", "frames", "seconds",
@@ -179,6 +180,60 @@ def _bar_chart(path: Path, summary: dict[str, dict[str, Any]], title: str) -> Pa
     return path
 
 
+def hardest_sentences(rows: Sequence[dict], systems: Sequence[str], n: int = 4) -> list[str]:
+    """Ids of the ``n`` sentences with the most attention errors summed over ``systems`` (only
+    sentences every system finished; ties: the longer text first). Sentences without errors are
+    not listed."""
+    by_id: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        if r.get("status") == "ok" and r["system"] in systems:
+            by_id.setdefault(r["id"], {})[r["system"]] = r
+    scored = [(sum(attention_errors(v) for v in per.values()), len(str(per[systems[0]].get("text", ""))), sid)
+              for sid, per in by_id.items() if len(per) == len(systems)]
+    scored = [s for s in scored if s[0] > 0]
+    return [sid for _, _, sid in sorted(scored, key=lambda t: (-t[0], -t[1], t[2]))[:n]]
+
+
+def hardest_figure(path: str | Path, out: str | Path, rows: Sequence[dict], systems: Sequence[str],
+                   n: int = 4) -> Path | None:
+    """Tile the alignment plots of the hardest sentences (rows) for every system (columns) into one
+    PNG; ``None`` if no sentence has an attention error or no plot exists."""
+    ids = hardest_sentences(rows, systems, n)
+    if not ids:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lookup = {(r["system"], r["id"]): r for r in rows if r.get("status") == "ok"}
+    fig, axes = plt.subplots(len(ids), len(systems), figsize=(3.6 * len(systems), 2.6 * len(ids)),
+                             squeeze=False)
+    drawn = 0
+    for i, sid in enumerate(ids):
+        for j, system in enumerate(systems):
+            ax = axes[i][j]
+            ax.axis("off")
+            r = lookup[(system, sid)]
+            png = Path(out) / str(r.get("alignment_png") or "")
+            if r.get("alignment_png") and png.is_file():
+                ax.imshow(plt.imread(png), aspect="auto")
+                drawn += 1
+            flags = f"{r['skips']} skip, {r['repeats']} rep" + (", incomplete" if r["incomplete"] else "")
+            ax.set_title(f"{system}: {flags}", fontsize=8)
+        text = str(lookup[(systems[0], sid)].get("text", sid))
+        axes[i][0].text(-0.02, 0.5, (text[:38] + "…") if len(text) > 39 else text, fontsize=8,
+                        rotation=90, ha="right", va="center", transform=axes[i][0].transAxes)
+    fig.tight_layout()
+    if not drawn:
+        plt.close(fig)
+        return None
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], status: dict[str, str],
                  info: dict[str, Any], samples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Write report.md, results.json, utterances.csv and errors.png into ``out``; return the results."""
@@ -195,6 +250,7 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
         for r in rows:
             w.writerow(r)
     _bar_chart(out / "errors.png", summary, f"{info.get('sentences')} ({info.get('language')})")
+    hardest = hardest_figure(out / "hardest.png", out, rows, systems)
 
     lang = info.get("language", "")
     lines = [f"# Evaluation: {info.get('sentences')} ({lang})", "",
@@ -254,6 +310,8 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
     if failed:
         lines += ["## Failed utterances", "", *[f"- {r['system']} {r['id']}: {r['status']}" for r in failed], ""]
     lines += ["## Files", "", "- `utterances.csv`: every utterance and metric; `results.json`: the tables above",
-              "- `wavs/<system>/<id>.wav`, `alignments/<system>/<id>.png`, `errors.png`", ""]
+              "- `wavs/<system>/<id>.wav`, `alignments/<system>/<id>.png`, `errors.png`"
+              + (", `hardest.png` (alignments of the sentences with the most attention errors)" if hardest else ""),
+              ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return results
