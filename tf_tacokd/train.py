@@ -40,9 +40,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, TrainConfig, load_config
 from .data.dataset import Manifest, load_manifest, make_dataset
-from .model import Tacotron2
+from .model import Tacotron2, teacher_prob_at
 
 __all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "load_run", "save_model",
            "make_strategy", "RunInfo"]
@@ -317,6 +317,9 @@ def train(
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, mode=MODE_ALIASES[mode]))
     if steps is not None:
         cfg = cfg.replace(train=dataclasses.replace(cfg.train, steps=steps))
+    warning = schedule_warning(cfg.train)
+    if warning:
+        echo(warning)
 
     def build(manifest: Manifest) -> Tacotron2:
         model = Tacotron2.from_settings(cfg.model, len(manifest.symbols), manifest.n_mels)
@@ -325,6 +328,28 @@ def train(
 
     return fit_run(cfg, data_dir, run_dir, build, save_model, cfg.train.steps, cfg.train.mode,
                    strategy, verbose, echo)
+
+
+def schedule_warning(t: TrainConfig) -> str | None:
+    """A warning when scheduled sampling would not get past half its decay within ``t.steps``
+    (the paper-scale 50k-step schedule on a short run is teacher forcing in all but name).
+
+    Example:
+        >>> from tf_tacokd.config import load_config
+        >>> t = load_config("quick_en", ["train.mode='scheduled_sampling'", "train.steps=1600"]).train
+        >>> schedule_warning(t)[:58]
+        'warning: scheduled sampling reaches teacher_prob 0.984 onl'
+        >>> schedule_warning(dataclasses.replace(t, ss_decay_steps=1600)) is None
+        True
+    """
+    if t.mode != "scheduled_sampling":
+        return None
+    final = float(teacher_prob_at(t.steps, t))
+    if final <= t.ss_floor + 0.5 * (t.ss_start - t.ss_floor):
+        return None
+    return (f"warning: scheduled sampling reaches teacher_prob {final:.3f} only at the last step "
+            f"{t.steps} (ss_decay_steps = {t.ss_decay_steps}): this run stays close to teacher forcing; "
+            f"scale the schedule to the budget, e.g. --set train.ss_decay_steps={t.steps}")
 
 
 def fit_run(
