@@ -30,4 +30,4 @@ def test_shipped_model_stops_and_aligns(name: str, tmp_path: Path, monkeypatch: 
 
 
 def test_both_languages_ship_teacher_and_student() -> None:
-    assert {"en_teacher", "en_student"} <= set(available())
+    assert {"en_teacher", "en_student", "zh_teacher", "zh_student"} <= set(available())
