@@ -404,12 +404,21 @@ def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, pre
             click.echo(f"alignment: {p}")
 
 
+def runs_options(run_help: str):
+    """``--run`` (repeatable, existing directories) and ``--names`` for commands comparing runs."""
+
+    def decorate(command):
+        command = click.option("--names", default=None, help="Comma-separated names, one per --run  "
+                               "[default: the run directory names].")(command)
+        return click.option("--run", "runs", multiple=True, required=True,
+                            type=click.Path(exists=True, file_okay=False, path_type=Path),
+                            help=run_help)(command)
+
+    return decorate
+
+
 @main.command("evaluate")
-@click.option("--run", "runs", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A trained run directory (repeat for each system, e.g. SS, FR, KD).")
-@click.option("--names", default=None, help="Comma-separated system names, one per --run  "
-              "[default: the run directory names].")
+@runs_options("A trained run directory (repeat for each system, e.g. SS, FR, KD).")
 @click.option("--sentences", default="builtin-hard", show_default=True,
               help="builtin-hard (the package's hard set), builtin-indomain (the test split of the "
                    "run's data, with natural audio for MCD) or a file: one sentence per line, or "
@@ -463,11 +472,7 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
 
 
 @main.command("curves")
-@click.option("--run", "runs", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A run directory with history.csv (repeat for each system).")
-@click.option("--names", default=None, help="Comma-separated names, one per --run  [default: the "
-              "run directory names].")
+@runs_options("A run directory with history.csv (repeat for each system).")
 @click.option("--metric", "metrics", multiple=True, default=("val_fr_mel_loss",), show_default=True,
               help="history.csv column to plot (repeatable: one panel each).")
 @click.option("--no-budget", is_flag=True, help="Plot a student from its own step 0 instead of after "
