@@ -134,10 +134,19 @@ def test_ctrl_c_saves_and_exits_cleanly(data_dir: Path, tmp_path: Path) -> None:
     for s in [*SETTINGS, "train.checkpoint_every=1000"]:
         cmd += ["--set", s]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # some steps into the run: the first scalars (train.log_every = 2) grow the event file;
+    # a fixed sleep raced the first step's tracing on a loaded machine
     deadline = time.time() + 240
-    while time.time() < deadline and not (run / "logs" / "train").is_dir():
+
+    def event_bytes() -> int:
+        return sum(p.stat().st_size for p in (run / "logs" / "train").glob("events.out.tfevents.*")) \
+            if (run / "logs" / "train").is_dir() else 0
+
+    while time.time() < deadline and not event_bytes():
         time.sleep(0.5)
-    time.sleep(3)  # some steps into the run
+    first = event_bytes()
+    while time.time() < deadline and event_bytes() <= first:
+        time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, output[-2000:]
