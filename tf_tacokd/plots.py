@@ -84,11 +84,8 @@ def budget_offset(run_dir: str | Path) -> int:
         return 0
     teacher = Path(json.loads(link.read_text(encoding="utf-8"))["teacher"])
     teacher = teacher.parent if teacher.suffix == ".keras" else teacher
-    state = teacher / "state.json"
-    if state.is_file():
-        return int(json.loads(state.read_text(encoding="utf-8")).get("step", 0))
-    history = read_history(teacher) if (teacher / "history.csv").is_file() else []
-    return int(history[-1]["step"]) if history else 0
+    state = teacher / "state.json"  # written by every training run (train._write_state)
+    return int(json.loads(state.read_text(encoding="utf-8")).get("step", 0)) if state.is_file() else 0
 
 
 def training_curves(runs: Sequence[tuple[str, str | Path]], metrics: Sequence[str] = ("val_fr_mel_loss",),
