@@ -159,6 +159,10 @@ def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
         assert float(fields[3]) > 0
     assert "best lambda" in result.output
     assert (tmp_path / "tune" / "trials.png").read_bytes()[:4] == b"\x89PNG"
+    # the same command again resumes: nothing retrained, and the table keeps every trial's steps
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "tune" / "trials.csv").read_text().splitlines() == rows
 
 
 def test_failed_trials_are_visible_and_all_failing_is_an_error(teacher_run, tmp_path: Path,

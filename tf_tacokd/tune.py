@@ -58,10 +58,17 @@ class LambdaHyperModel(kt.HyperModel):
     over ``[distill.tune_lambda_min, distill.tune_lambda_max]`` (and the learning rate
     over [1e-4, 3e-3] if ``distill.tune_learning_rate``)."""
 
-    def __init__(self, cfg: Config, teacher: Tacotron2, steps: int) -> None:
+    def __init__(self, cfg: Config, teacher: Tacotron2, steps: int,
+                 timings_file: str | Path | None = None) -> None:
         super().__init__(name="kd_lambda")
         self.cfg, self.teacher, self.steps = cfg, teacher, steps
+        # seconds and steps per trial, keyed by its hyperparameters; kept in a file so that a
+        # resumed search still reports the trials an earlier process ran
+        self.timings_file = None if timings_file is None else Path(timings_file)
         self.timings: dict[str, tuple[float, int]] = {}
+        if self.timings_file is not None and self.timings_file.exists():
+            saved = json.loads(self.timings_file.read_text())
+            self.timings = {k: (float(v[0]), int(v[1])) for k, v in saved.items()}
 
     def build(self, hp: kt.HyperParameters) -> Distiller:
         d = self.cfg.distill
@@ -82,6 +89,8 @@ class LambdaHyperModel(kt.HyperModel):
         history = model.fit(*args, **kwargs)
         self.timings[json.dumps(hp.values, sort_keys=True)] = (time.perf_counter() - start,
                                                               int(model.optimizer.iterations.numpy()))
+        if self.timings_file is not None:
+            self.timings_file.write_text(json.dumps(self.timings, indent=1))
         return history
 
 
@@ -114,7 +123,7 @@ def tune_lambda(
     teacher_model, _ = load_teacher(teacher)
     manifest = load_manifest(data_dir)
     keras.utils.set_random_seed(cfg.train.seed)
-    hypermodel = LambdaHyperModel(cfg, teacher_model, steps)
+    hypermodel = LambdaHyperModel(cfg, teacher_model, steps, out / "timings.json")
     objective = kt.Objective(OBJECTIVE, direction="min")
     if strategy == "multiworker":
         raise ValueError("tune cannot run multi-worker: keras-tuner trains with model.fit, which fails "
