@@ -39,7 +39,7 @@ def modulation(path: Path, sample_rate: int = 22050) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--eval", required=True, type=Path, help="a tacokd evaluate output directory")
-    p.add_argument("--corpus", type=Path, default=None, help="corpus with the natural recordings (wavs/ID.wav)")
+    p.add_argument("--corpus", type=Path, default=None, help="corpus with the natural recordings (LJSpeech wavs/ID.wav or DataBaker Wave/ID.wav)")
     p.add_argument("--n", type=int, default=50, help="utterances per system")
     args = p.parse_args()
 
@@ -54,7 +54,9 @@ def main() -> None:
                 ids.append(r["id"])
     table = dict(by_system)
     if args.corpus is not None:
-        natural = [args.corpus / "wavs" / f"{i}.wav" for i in ids[:args.n]]
+        # LJSpeech keeps its recordings in wavs/, DataBaker in Wave/
+        folder = next((args.corpus / d for d in ("wavs", "Wave") if (args.corpus / d).is_dir()), args.corpus / "wavs")
+        natural = [folder / f"{i}.wav" for i in ids[:args.n]]
         missing = [str(w) for w in natural if not w.is_file()]
         if missing:
             raise SystemExit(f"{len(missing)} natural recordings missing, e.g. {missing[0]}: is --corpus the "

@@ -144,6 +144,8 @@ def lambda_sweep_figure(lambdas: Sequence[float], objectives: Sequence[float], o
         ax.axvline(best, color="grey", linestyle="--", linewidth=1, label=f"best λ = {best:.3g}")
         ax.legend(fontsize=8)
     ax.set_xscale("log")
+    # a sweep spanning less than a decade or two gets labelled minor ticks that overlap
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("λ (distillation weight)")
     ax.set_ylabel(objective or "objective")
     ax.grid(alpha=0.3)
