@@ -23,6 +23,8 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from tf_tacokd.data.corpora import read_corpus
+
 
 def modulation(path: Path, sample_rate: int = 22050) -> tuple[float, float]:
     """(Δ dB/frame, GV dB²) of one wav's log-mel."""
@@ -39,7 +41,7 @@ def modulation(path: Path, sample_rate: int = 22050) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--eval", required=True, type=Path, help="a tacokd evaluate output directory")
-    p.add_argument("--corpus", type=Path, default=None, help="corpus with the natural recordings (LJSpeech wavs/ID.wav or DataBaker Wave/ID.wav)")
+    p.add_argument("--corpus", type=Path, default=None, help="the LJSpeech- or DataBaker-layout corpus with the natural recordings")
     p.add_argument("--n", type=int, default=50, help="utterances per system")
     args = p.parse_args()
 
@@ -54,14 +56,12 @@ def main() -> None:
                 ids.append(r["id"])
     table = dict(by_system)
     if args.corpus is not None:
-        # LJSpeech keeps its recordings in wavs/, DataBaker in Wave/
-        folder = next((args.corpus / d for d in ("wavs", "Wave") if (args.corpus / d).is_dir()), args.corpus / "wavs")
-        natural = [folder / f"{i}.wav" for i in ids[:args.n]]
-        missing = [str(w) for w in natural if not w.is_file()]
+        audio = {u.id: u.audio_path for u in read_corpus(args.corpus).utterances}
+        missing = [i for i in ids[:args.n] if i not in audio]
         if missing:
-            raise SystemExit(f"{len(missing)} natural recordings missing, e.g. {missing[0]}: is --corpus the "
-                             f"corpus this data was made from?")
-        table = {"natural": [modulation(w) for w in natural], **table}
+            raise SystemExit(f"{len(missing)} natural recordings missing from {args.corpus}, e.g. id "
+                             f"{missing[0]}: is --corpus the corpus this data was made from?")
+        table = {"natural": [modulation(audio[i]) for i in ids[:args.n]], **table}
     ref = np.mean(table["natural"], axis=0) if "natural" in table else None
     print(f"{'system':<16} {'n':>4} {'Δ dB/frame':>11} {'GV dB²':>8}" + ("  Δ/natural  GV/natural" if ref is not None else ""))
     for name, values in table.items():
