@@ -437,14 +437,19 @@ def runs_options(run_help: str):
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Decoder step bound  [default: model.max_decoder_steps].")
 @click.option("--strict", is_flag=True, help="Stop at the first failing utterance instead of listing it.")
+@click.option("--judge", "judge_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Judge directory for the intelligibility metrics  [default: the shipped judge].")
 def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang: str | None, out: Path,
                  seed: int | None, metrics: str, limit: int | None, data_dir: Path | None,
-                 max_steps: int | None, strict: bool) -> None:
+                 max_steps: int | None, strict: bool, judge_dir: Path | None) -> None:
     """Synthesise a test set with each run and write a Table-1-style robustness report.
 
     Per utterance: skips, repeats and incomplete synthesis counted from the attention,
-    focus rate, diagonal score, duration ratio; English ASR (pocketsphinx) WER, CER and
-    (insertions + deletions) / words; DNSMOS; MCD against natural audio (in-domain).
+    focus rate, diagonal score, duration ratio; intelligibility from the judge (WER, CER,
+    (insertions + deletions) per word and per character in English; tone-syllable error
+    with and without tones in Mandarin); English ASR (pocketsphinx) WER, CER and
+    (insertions + deletions) / words; DNSMOS; MCD against the natural recording in domain
+    and against espeak-ng's rendering of the text otherwise.
     Systems are compared pairwise per utterance with bootstrap confidence intervals.
     Re-running the same command resumes from OUT/.cache.
     """
@@ -460,7 +465,7 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
         results = run_evaluation(
             runs, out, names=name_list, sentences=sentences, lang=lang, seed=seed, metrics=metric_list,
             limit=limit, data_dir=data_dir, max_steps=max_steps, strict=strict,
-            progress_factory=lambda n: click.progressbar(length=n, label="evaluate"))
+            progress_factory=lambda n: click.progressbar(length=n, label="evaluate"), judge_dir=judge_dir)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo((out / "report.md").read_text(encoding="utf-8"))
@@ -536,6 +541,107 @@ def export_cmd(run_dir: Path | None, model_path: Path | None, pretrained: str | 
         raise click.ClickException(str(e)) from None
     click.echo(result.summary())
     click.echo(f"sidecar: {result.sidecar}")
+
+
+@main.group("judge")
+def judge_grp() -> None:
+    """The intelligibility judge: a CTC recogniser for the built-in espeak-ng voices.
+
+    It listens to audio through its own front end and writes English letters or toned
+    pinyin with greedy decoding and no language model, so a skipped word stays a deletion.
+    `tacokd evaluate` uses the shipped judges for its intelligibility metrics.
+    """
+
+
+@judge_grp.command("train")
+@click.option("--lang", type=click.Choice(["en", "zh"]), required=True, help="Which voice's judge.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Judge directory (corpus, checkpoints, logs, judge.keras); re-running resumes.")
+@click.option("--size", type=click.IntRange(min=10), default=12000, show_default=True,
+              help="Training utterances (plus --val-size held out).")
+@click.option("--val-size", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True,
+              help="Corpus and training seed (the TTS corpora use data.split_seed, 1234).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes rendering the corpus.")
+@click.option("--exclude", "exclude_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A sentence file whose sentences the judge must never hear in training (repeatable; "
+                   "give every file you will pass to `tacokd evaluate --sentences`).")
+@click.option("--exclude-data", "exclude_data", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A preprocessed TTS data directory whose val and test sentences to exclude (repeatable).")
+def judge_train_cmd(lang: str, out: Path, size: int, val_size: int, epochs: int, seed: int, workers: int,
+                    exclude_files: tuple[Path, ...], exclude_data: tuple[Path, ...]) -> None:
+    """Build the judge's espeak-ng corpus and train the judge (resumable).
+
+    The corpus (another seed than the TTS corpora, rate and pitch variation, Griffin-Lim
+    resynthesis, light noise) never contains a sentence of the built-in hard set, of the
+    built-in TTS corpora's validation and test splits, or of the --exclude files.
+    TensorBoard logs go to OUT/logs.
+    """
+    from .judge.corpus import build_corpus, excluded_labels
+    from .judge.training import JudgeSettings, train_judge
+
+    try:
+        exclude = excluded_labels(lang, exclude_files, exclude_data)
+    except (ValueError, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{len(exclude)} sentences excluded from the judge's corpus")
+    settings = JudgeSettings(size=size, val_size=val_size, seed=seed, epochs=epochs)
+    with click.progressbar(length=size + val_size, label=f"rendering the {lang} judge corpus") as bar:
+        build_corpus(lang, out / "corpus", size, val_size, seed, workers=workers, exclude=exclude,
+                     progress=bar.update)
+    with _stop_signals_save():
+        try:
+            summary = train_judge(lang, out, settings, workers=workers, exclude=exclude, echo=click.echo)
+        except KeyboardInterrupt:
+            raise click.ClickException(f"interrupted; the last finished epoch is in {out / 'checkpoints'}: "
+                                       "run the same command to resume") from None
+    main_key = "val_wer" if lang == "en" else "val_ser"
+    click.echo(f"judge {lang}: validation {main_key[4:].upper()} {summary[main_key]:.2%}, "
+               f"CER {summary['val_cer']:.2%}; {out / 'judge.keras'}")
+
+
+@judge_grp.command("score")
+@click.argument("wavs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--lang", type=click.Choice(["en", "zh"]), required=True)
+@click.option("--text", "texts", multiple=True,
+              help="What each wav should say (once per wav, in order); adds the error rates.")
+@click.option("--judge", "judge_path", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A judge directory from `tacokd judge train`  [default: the shipped judge].")
+def judge_score_cmd(wavs: tuple[Path, ...], lang: str, texts: tuple[str, ...], judge_path: Path | None) -> None:
+    """Transcribe WAVs with the judge; with --text, score them (WER/CER or syllable errors).
+
+    A text is normalised by the TTS front end first (numbers, abbreviations, Hanzi to
+    pinyin), so give what was synthesised.
+    """
+    from .evaluate.intelligibility import intelligibility_scores
+    from .judge import Judge
+    from .text import TextFrontEnd
+
+    if texts and len(texts) != len(wavs):
+        raise click.UsageError(f"give --text once per wav: {len(wavs)} wavs, {len(texts)} texts")
+    try:
+        judge = Judge.load(lang, judge_path)
+        hyps = judge.transcribe_files(wavs)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    fe = TextFrontEnd(lang)
+    for k, (wav, hyp) in enumerate(zip(wavs, hyps)):
+        click.echo(f"{wav}\t{hyp}")
+        if texts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reference = fe.normalize(texts[k])
+            s = intelligibility_scores(reference, hyp, lang)
+            if lang == "en":
+                click.echo(f"  reference: {reference}\n  WER {s['wer']:.1%}  CER {s['cer']:.1%}  "
+                           f"(ins+del)/words {s['insdel_word']:.1%}  ins {s['word_ins']} del {s['word_del']} "
+                           f"sub {s['word_sub']}")
+            else:
+                click.echo(f"  reference: {reference}\n  syllable error {s['ser']:.1%}  without tones "
+                           f"{s['ser_toneless']:.1%}  (ins+del)/syllables {s['insdel_syllable']:.1%}")
 
 
 @main.command("run")

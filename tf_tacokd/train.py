@@ -190,13 +190,14 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class StepCheckpoint(keras.callbacks.Callback):
-    """Every ``every`` steps: a tf.train checkpoint and ``model.keras``; stop at ``last``."""
+    """Every ``every`` steps: a tf.train checkpoint and ``model.keras``; stop at ``last``.
+    Every ``snapshot_every`` steps (if > 0) also a permanent ``snapshots/model-STEP.keras``."""
 
     def __init__(self, manager: tf.train.CheckpointManager, run_dir: Path, every: int, last: int,
-                 guard: NaNGuard, export: Callable[[Any, Path], Path]) -> None:
+                 guard: NaNGuard, export: Callable[[Any, Path], Path], snapshot_every: int = 0) -> None:
         super().__init__()
         self.manager, self.run_dir, self.every, self.last = manager, run_dir, every, last
-        self.guard, self.export = guard, export
+        self.guard, self.export, self.snapshot_every = guard, export, snapshot_every
 
     def save(self) -> int:
         step = int(self.model.optimizer.iterations.numpy())
@@ -206,12 +207,20 @@ class StepCheckpoint(keras.callbacks.Callback):
             _write_state(self.run_dir, step=step, status="running")
         return step
 
+    def snapshot(self, step: int) -> None:
+        folder = self.run_dir / "snapshots"
+        folder.mkdir(exist_ok=True)
+        shutil.copyfile(self.run_dir / "model.keras", folder / f"model-{step:07d}.keras")
+
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
         if self.guard.bad_step is not None:
             return
-        if step % self.every == 0 or step >= self.last:
+        snap = self.snapshot_every > 0 and step % self.snapshot_every == 0
+        if step % self.every == 0 or step >= self.last or snap:
             self.save()
+        if snap:
+            self.snapshot(step)
         if step >= self.last:
             self.model.stop_training = True
 
@@ -406,7 +415,8 @@ def fit_run(
                                      shuffle=False)))
     writer = tf.summary.create_file_writer(str(run_dir / "logs" / "examples"))
     guard = NaNGuard()
-    checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, total_steps, guard, export)
+    checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, total_steps, guard, export,
+                                 t.snapshot_every)
     history = History(run_dir / "history.csv")
     stats = manifest.mel_stats if cfg.audio.normalize_mel else None
     callbacks = [

@@ -28,8 +28,35 @@ CSV_COLUMNS = [
     "finished", "skips", "skipped_tokens", "repeats", "incomplete", "focus_rate", "diagonal_score",
     "duration_ratio", "asr_hypothesis", "reference_words", "hits", "substitutions", "deletions",
     "insertions", "wer", "cer", "ins_del_rate", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808",
-    "mcd", "synth_ms", "wav", "alignment_png",
+    "mcd", "judge_transcript", "judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char",
+    "judge_words", "judge_chars", "judge_word_ins", "judge_word_del", "judge_word_sub", "judge_ser",
+    "judge_ser_toneless", "judge_insdel_syllable", "judge_syllables", "judge_syl_ins", "judge_syl_del",
+    "judge_syl_sub", "synth_ms", "wav", "alignment_png",
 ]
+
+#: the judge's pooled rates: name -> (per-utterance rate key, unit-count key)
+JUDGE_RATES = {
+    "en": {"judge_wer": ("judge_wer", "judge_words"), "judge_insdel_word": ("judge_insdel_word", "judge_words"),
+           "judge_cer": ("judge_cer", "judge_chars"), "judge_insdel_char": ("judge_insdel_char", "judge_chars")},
+    "zh": {"judge_ser": ("judge_ser", "judge_syllables"),
+           "judge_ser_toneless": ("judge_ser_toneless", "judge_syllables"),
+           "judge_insdel_syllable": ("judge_insdel_syllable", "judge_syllables"),
+           "judge_cer": ("judge_cer", "judge_chars")},
+}
+
+
+def judge_insdel(row: dict) -> int | None:
+    """The judge's insertions + deletions (words en, syllables zh) of one utterance."""
+    if "judge_word_ins" in row:
+        return int(row["judge_word_ins"]) + int(row["judge_word_del"])
+    if "judge_syl_ins" in row:
+        return int(row["judge_syl_ins"]) + int(row["judge_syl_del"])
+    return None
+
+
+def judge_error_rate(row: dict) -> float | None:
+    """The judge's main per-utterance error rate (WER en, tone-syllable error zh)."""
+    return row.get("judge_wer", row.get("judge_ser"))
 
 
 def _ok(rows: Sequence[dict], system: str) -> list[dict]:
@@ -71,6 +98,14 @@ def summarize(rows: Sequence[dict], systems: Sequence[str]) -> dict[str, dict[st
             s.update({"reference_words": words, "insertions": ins, "deletions": dels, "substitutions": subs,
                       "ins_del_rate": (ins + dels) / words, "wer": (ins + dels + subs) / words,
                       "cer": _mean([r["cer"] for r in asr])})
+        judged = [r for r in ok if "judge_transcript" in r]
+        if judged:
+            lang = "en" if "judge_wer" in judged[0] else "zh"
+            for name_, (rate, unit) in JUDGE_RATES[lang].items():
+                units = sum(r[unit] for r in judged)
+                s[name_] = sum(r[rate] * r[unit] for r in judged) / units if units else None
+            s["judge_utterances"] = len(judged)
+            s["judge_insdel"] = sum(judge_insdel(r) for r in judged)
         for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808", "mcd"):
             v = _mean([r.get(k) for r in ok])
             if v is not None:
@@ -102,8 +137,8 @@ def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000,
                       mos_tie: float = 0.05) -> dict[str, Any]:
     """Per-utterance wins/ties/losses of ``b`` against ``a`` (on the utterances both finished).
 
-    Errors (attention skips + repeats + incomplete, ASR insertions + deletions): fewer is a
-    win for ``b``. DNSMOS OVRL: higher by more than ``mos_tie`` is a win. Each comes with the
+    Errors (attention skips + repeats + incomplete, the judge's insertions + deletions and
+    its error rate, ASR insertions + deletions): fewer is a win for ``b``. DNSMOS OVRL: higher by more than ``mos_tie`` is a win. Each comes with the
     mean paired difference ``b - a`` and its bootstrap 95% confidence interval.
     """
     ra = {r["id"]: r for r in _ok(rows, a)}
@@ -126,6 +161,8 @@ def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000,
                      "ci95": [lo, hi]}
 
     compare("attention_errors", attention_errors, False, 0.0)
+    compare("judge_ins_del", judge_insdel, False, 0.0)
+    compare("judge_error_rate", judge_error_rate, False, 0.0)
     compare("asr_ins_del", lambda r: (r["insertions"] + r["deletions"]) if "insertions" in r else None,
             False, 0.0)
     compare("dnsmos_ovrl", lambda r: r.get("dnsmos_ovrl"), True, mos_tie)
@@ -273,6 +310,22 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
             _fmt(s.get("focus_rate"), "3"), _fmt(s.get("diagonal_score"), "3"),
             _column(status, "mcd", _fmt(s.get("mcd"))),
         ]) + " |")
+    if status.get("intelligibility") == "ok":
+        if lang == "zh":
+            head = ("| System | judge syllable error % | without tones % | (ins+del)/syllable % | "
+                    "pinyin-letter error % | utterances |")
+            keys = ("judge_ser", "judge_ser_toneless", "judge_insdel_syllable", "judge_cer")
+        else:
+            head = "| System | judge WER % | judge CER % | (ins+del)/word % | (ins+del)/char % | utterances |"
+            keys = ("judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char")
+        lines += ["", "## Intelligibility (the judge)", "", head, "|---|---|---|---|---|---|"]
+        for name in systems:
+            s = summary[name]
+            lines.append(f"| {name} | " + " | ".join(_fmt(s.get(k), "%") for k in keys)
+                         + f" | {s.get('judge_utterances', 0)} |")
+        lines += ["", "The judge is this project's CTC recogniser for the built-in espeak-ng voices "
+                  "(greedy decoding, no language model): rates are pooled over the reference "
+                  "words/syllables/characters; (ins+del) per unit is the paper's robustness figure."]
     lines += ["", "Skips and repeats are counted from the attention (skip: a letter run whose attention "
               "never reaches the threshold; repeat: the focus jumping back); incomplete: no stop token "
               "or the end never attended. (ins+del) WER is the paper's robustness figure from ASR.", ""]
@@ -292,8 +345,9 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
         lines += ["## Paired comparisons (B against A, per utterance)", "",
                   "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        labels = {"attention_errors": "attention errors", "asr_ins_del": "ASR ins+del",
-                  "dnsmos_ovrl": "DNSMOS OVRL"}
+        labels = {"attention_errors": "attention errors", "judge_ins_del": "judge ins+del",
+                  "judge_error_rate": "judge WER" if lang == "en" else "judge tone-syllable error",
+                  "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
         for c in comparisons:
             for key, label in labels.items():
                 if key in c:

@@ -3,9 +3,14 @@
 Each system (a run directory) reads every sentence as one utterance with seed ``seed + i``
 for sentence ``i`` (prenet dropout and Griffin-Lim phase), so the systems are compared on the
 same noise; ASR hears the same seeded noise floor. Per utterance: the attention metrics
-(:mod:`.alignment`), English ASR errors (:mod:`.asr`), DNSMOS and, where the natural recording
-exists, MCD (:mod:`.quality`). Metrics whose package is missing are reported as
-"not installed"; the others still run.
+(:mod:`.alignment`), the intelligibility judge's transcript and error rates
+(:mod:`tf_tacokd.judge`, :mod:`.intelligibility`), English pocketsphinx ASR errors
+(:mod:`.asr`), DNSMOS and MCD against a reference recording (:mod:`.quality`). The
+reference is the natural recording in domain; for any other sentence (hard sets, files)
+espeak-ng renders the normalised text into ``OUT/reference/``, so MCD and the duration
+ratio exist out of domain too (for the built-in espeak-ng voices that rendering *is* the
+natural voice). Metrics whose package or judge is missing are reported as "not installed";
+the others still run.
 
 Finished utterances are cached in ``OUT/.cache/<system>.jsonl`` (keyed by the model file's
 hash and the seed): an interrupted evaluation resumes, and a failing utterance is recorded
@@ -14,6 +19,7 @@ with its error instead of stopping the job (``strict=True`` stops).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -32,7 +38,7 @@ from .testsets import TestSentence
 
 __all__ = ["METRICS", "System", "evaluate_systems", "metric_status"]
 
-METRICS = ("attention", "asr", "dnsmos", "mcd")
+METRICS = ("attention", "intelligibility", "asr", "dnsmos", "mcd")
 
 
 @dataclass
@@ -73,21 +79,26 @@ def _frames_per_token(run_dir: Path) -> float | None:
         return None
 
 
-def metric_status(names: Sequence[str], language: str, sentences: Sequence[TestSentence]) -> dict[str, str]:
+def metric_status(names: Sequence[str], language: str, sentences: Sequence[TestSentence],
+                  judge_dir: str | Path | None = None) -> dict[str, str]:
     """"ok", or why a metric column stays empty ("not installed", "not applicable ...")."""
+    from ..judge import available_judges
+
     status = {}
     for name in names:
         if name == "attention":
             status[name] = "ok"
+        elif name == "intelligibility":
+            status[name] = ("ok" if judge_dir is not None or language in available_judges() else
+                            f"not installed (no {language} judge: `tacokd judge train --lang {language}` "
+                            "and pass --judge)")
         elif name == "asr":
             status[name] = ("not applicable (no offline Mandarin ASR)" if language != "en"
                             else "ok" if asr_available() else "not installed")
         elif name == "dnsmos":
             status[name] = "ok" if dnsmos_available() else "not installed"
         elif name == "mcd":
-            status[name] = ("not installed" if not mcd_available() else
-                            "ok" if any(s.audio is not None for s in sentences) else
-                            "not applicable (no natural recordings)")
+            status[name] = "ok" if mcd_available() else "not installed"
         else:
             raise ValueError(f"unknown metric {name!r}: choose from {', '.join(METRICS)}")
     return status
@@ -99,6 +110,57 @@ class _Tools:
     asr: SpeechRecognizer | None = None
     noise_dbfs: float = -50.0
     eval_cfg: Any = None
+    judge: Any = None  # tf_tacokd.judge.Judge
+
+
+def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -> list[TestSentence]:
+    """Give every sentence without a recording espeak-ng's rendering of its normalised text
+    (``out/reference/<id>-<hash>.wav``, reused while the text is unchanged)."""
+    import dataclasses
+
+    from ..data.corpora import EspeakMissingError, check_espeak_voice
+    from ..judge.corpus import _spoken, espeak_variant
+    from ..text import TextFrontEnd
+
+    if all(s.audio is not None for s in sentences):
+        return list(sentences)
+    try:
+        check_espeak_voice(lang)
+    except EspeakMissingError:
+        return list(sentences)
+    import soundfile as sf
+
+    fe = TextFrontEnd(lang)
+    folder = out / "reference"
+    folder.mkdir(parents=True, exist_ok=True)
+    done = []
+    for s in sentences:
+        if s.audio is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    spoken = _spoken(fe, s.text, lang)
+                except ValueError:
+                    done.append(s)
+                    continue
+            digest = hashlib.sha256(spoken.encode()).hexdigest()[:10]
+            path = folder / f"{s.id}-{digest}.wav"
+            if not path.is_file():
+                wav, sr = espeak_variant(spoken, lang)
+                tmp = path.with_suffix(".tmp.wav")
+                sf.write(str(tmp), wav, sr)
+                tmp.replace(path)
+            s = dataclasses.replace(s, audio=path)
+        done.append(s)
+    return done
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_frames(path: str, audio_cfg) -> int:
+    """Mel frames of a reference recording as preprocessing would count them (trimmed)."""
+    from ..audio import load_audio
+
+    return 1 + len(load_audio(path, audio_cfg)) // audio_cfg.hop_length
 
 
 def _measure(system: System, sentence: TestSentence, index: int, seed: int, out: Path,
@@ -118,6 +180,8 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
     r = cfg.model.reduction_factor
     if sentence.frames:
         expected = math.ceil(sentence.frames / r)
+    elif sentence.audio is not None and Path(sentence.audio).is_file():
+        expected = math.ceil(_reference_frames(str(sentence.audio), cfg.audio) / r)
     elif system.frames_per_token:
         expected = (len(tokens) + 1) * system.frames_per_token / r
     else:
@@ -132,6 +196,13 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
         "synth_ms": round(synth_ms, 1), **m.as_dict(),
         "wav": str(wav_path.relative_to(out)), "alignment_png": str(png.relative_to(out)),
     }
+    if tools.status.get("intelligibility") == "ok":
+        from .intelligibility import intelligibility_scores
+
+        heard = tools.judge.transcribe([result.wav], result.sample_rate)[0]
+        row["judge_transcript"] = heard
+        row.update({f"judge_{k}": v for k, v in
+                    intelligibility_scores(result.normalized[0], heard, system.language).items()})
     if tools.status.get("asr") == "ok":
         hyp = tools.asr.transcribe(result.wav, result.sample_rate, seed=seed + index)
         row["asr_hypothesis"] = hyp
@@ -168,6 +239,7 @@ def evaluate_systems(
     max_steps: int | None = None,
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
+    judge_dir: str | Path | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Synthesise and measure every sentence with every system.
 
@@ -181,6 +253,7 @@ def evaluate_systems(
         max_steps: decoder step bound (default: each model's ``max_decoder_steps``).
         strict: raise on the first failing utterance instead of recording it.
         progress: called with 1 after each utterance.
+        judge_dir: a judge directory for the intelligibility metrics (default: the shipped judge).
 
     Returns:
         ``(rows, status)``: one dict per (system, sentence), and each metric's status.
@@ -193,13 +266,21 @@ def evaluate_systems(
                          f"{', '.join(f'{s.name}={s.language}' for s in systems)}")
     out = Path(out)
     (out / ".cache").mkdir(parents=True, exist_ok=True)
-    status = metric_status(metrics, languages.pop(), sentences)
+    language = languages.pop()
+    status = metric_status(metrics, language, sentences, judge_dir)
     tools = _Tools(status, eval_cfg=eval_cfg)
+    if status.get("intelligibility") == "ok":
+        from ..judge import Judge
+
+        tools.judge = Judge.load(language, judge_dir)
+    if status.get("mcd") == "ok" or "attention" in status:
+        sentences = render_references(sentences, language, out)
     if status.get("asr") == "ok":
         tools.asr = SpeechRecognizer(eval_cfg.asr_noise_dbfs)
     rows: list[dict[str, Any]] = []
     for system in systems:
         key = {"model": system.model_hash, "seed": seed, "max_steps": max_steps,
+               "judge": _judge_key(tools.judge),
                "metrics": sorted(k for k, v in status.items() if v == "ok"),
                "eval": {k: getattr(eval_cfg, k) for k in ("skip_threshold", "repeat_tokens",
                                                           "incomplete_tail_tokens", "asr_noise_dbfs")}}
@@ -225,6 +306,16 @@ def evaluate_systems(
     return rows, status
 
 
+def _judge_key(judge) -> str | None:
+    """A fingerprint of the judge's weights (cached rows are re-scored when it changes)."""
+    if judge is None:
+        return None
+    h = hashlib.sha256()
+    for w in judge.model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
+
+
 def _json_default(x):
     if isinstance(x, (np.floating, np.integer)):
         return x.item()
@@ -246,6 +337,7 @@ def run_evaluation(
     max_steps: int | None = None,
     strict: bool = False,
     progress_factory: Callable[[int], Any] | None = None,
+    judge_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate trained runs on a test set and write the report (the API behind ``tacokd evaluate``).
 
@@ -263,6 +355,7 @@ def run_evaluation(
         strict: stop at the first failing utterance.
         progress_factory: called with the total number of utterances; returns a context
             manager with an ``update(n)`` method (e.g. ``click.progressbar``).
+        judge_dir: a judge directory for the intelligibility metrics (default: the shipped judge).
 
     Returns:
         The results dictionary also written to ``results.json``.
@@ -301,7 +394,7 @@ def run_evaluation(
     bar = progress_factory(total) if progress_factory else contextlib.nullcontext(None)
     with bar as b:
         rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
-                                        b.update if b is not None else None)
+                                        b.update if b is not None else None, judge_dir)
     info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
             "runs": {s.name: str(s.run_dir) for s in systems},
             "models": {s.name: s.model_hash for s in systems}}
