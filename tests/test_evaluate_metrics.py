@@ -212,7 +212,13 @@ def test_missing_optional_packages_leave_their_columns_not_installed(monkeypatch
     status = metric_status(["attention", "asr", "dnsmos", "mcd"], "en", items)
     assert status == {"attention": "ok", "asr": "not installed", "dnsmos": "not installed", "mcd": "ok"}
     assert metric_status(["asr"], "zh", items)["asr"].startswith("not applicable")
-    assert metric_status(["mcd"], "en", [TestSentence("y-001", "y", "hi")])["mcd"].startswith("not applicable")
+    # a sentence without a recording gets espeak-ng's rendering as its reference
+    assert metric_status(["mcd"], "en", [TestSentence("y-001", "y", "hi")])["mcd"] == "ok"
+    import tf_tacokd.judge as judge
+
+    monkeypatch.setattr(judge, "available_judges", lambda: [])
+    assert metric_status(["intelligibility"], "zh", items)["intelligibility"].startswith("not installed")
+    assert metric_status(["intelligibility"], "zh", items, judge_dir="somewhere")["intelligibility"] == "ok"
 
 
 def test_hardest_sentences_rank_by_errors_over_all_systems(tmp_path: Path) -> None:

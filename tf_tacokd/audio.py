@@ -146,8 +146,18 @@ def stft_magnitude(wav: np.ndarray, cfg: "AudioConfig") -> np.ndarray:
 
 
 def log_mel(wav: np.ndarray, cfg: "AudioConfig") -> np.ndarray:
-    """Natural-log mel spectrogram ``[frames, n_mels]`` float32 (``1 + len // hop`` frames)."""
-    mel = stft_magnitude(wav, cfg) @ mel_basis(cfg).T
+    """Natural-log mel spectrogram ``[frames, n_mels]`` float32 (``1 + len // hop`` frames).
+
+    The filterbank product runs on one BLAS thread: OpenBLAS splits a matrix product
+    differently for different thread counts, and the rounding then differs in the last
+    bit, so features (and preprocessed shards) would depend on how many threads the
+    process had (1 in each preprocessing worker, all cores in a single process).
+    """
+    from threadpoolctl import threadpool_limits
+
+    magnitude = stft_magnitude(wav, cfg)
+    with threadpool_limits(limits=1, user_api="blas"):
+        mel = magnitude @ mel_basis(cfg).T
     return np.log(np.maximum(mel, cfg.mel_floor)).astype(np.float32)
 
 

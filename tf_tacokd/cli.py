@@ -560,7 +560,7 @@ def judge_grp() -> None:
 @click.option("--size", type=click.IntRange(min=10), default=12000, show_default=True,
               help="Training utterances (plus --val-size held out).")
 @click.option("--val-size", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True,
               help="Corpus and training seed (the TTS corpora use data.split_seed, 1234).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,

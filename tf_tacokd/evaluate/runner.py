@@ -157,10 +157,14 @@ def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -
 
 @functools.lru_cache(maxsize=4096)
 def _reference_frames(path: str, audio_cfg) -> int:
-    """Mel frames of a reference recording as preprocessing would count them (trimmed)."""
+    """Mel frames of a reference recording as preprocessing would count them (trimmed; a
+    reference outside the training duration range, such as a lone letter, still counts)."""
+    import dataclasses
+
     from ..audio import load_audio
 
-    return 1 + len(load_audio(path, audio_cfg)) // audio_cfg.hop_length
+    unbounded = dataclasses.replace(audio_cfg, min_duration=0.0, max_duration=float("inf"))
+    return 1 + len(load_audio(path, unbounded)) // audio_cfg.hop_length
 
 
 def _measure(system: System, sentence: TestSentence, index: int, seed: int, out: Path,

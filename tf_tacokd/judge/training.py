@@ -35,9 +35,9 @@ __all__ = ["JudgeSettings", "train_judge", "batches", "WarmupCosine"]
 class JudgeSettings:
     """Training settings (defaults measured to fit the 60-minute budget on 2 CPU cores)."""
 
-    def __init__(self, size: int = 12000, val_size: int = 300, seed: int = 7, epochs: int = 12,
-                 batch_frames: int = 12000, learning_rate: float = 2e-3, warmup_steps: int = 400,
-                 channels: int = 256, blocks: int = 10, kernel_size: int = 15, dropout: float = 0.1,
+    def __init__(self, size: int = 12000, val_size: int = 300, seed: int = 7, epochs: int = 8,
+                 batch_frames: int = 12000, learning_rate: float = 2e-3, warmup_steps: int = 300,
+                 channels: int = 192, blocks: int = 8, kernel_size: int = 15, dropout: float = 0.1,
                  freq_masks: int = 2, freq_mask_width: int = 8) -> None:
         self.size, self.val_size, self.seed, self.epochs = size, val_size, seed, epochs
         self.batch_frames, self.learning_rate, self.warmup_steps = batch_frames, learning_rate, warmup_steps
