@@ -373,18 +373,25 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
               show_default=True, help="Output wav.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the attention alignment plot (PNG).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None,
-              help="Decoder step bound  [default: model.max_decoder_steps].")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--max-steps", type=click.IntRange(min=1, max=100_000), default=None,
+              help="Decoder step bound per utterance  [default: scaled to its length].")
+@click.option("--seed", type=click.IntRange(min=0, max=2**31 - 1), default=0, show_default=True,
               help="Prenet dropout and Griffin-Lim seed: same seed, same audio.")
 @click.option("--window/--no-window", default=None,
               help="Constrain attention to a window around its last peak (ESPnet style).")
+@click.option("--allow-incomplete", is_flag=True,
+              help="Write the wav and exit 0 even if an utterance was cut at its decoder bound.")
 def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, pretrained: str | None,
-                   out: Path, plot: Path | None, max_steps: int | None, seed: int, window: bool | None) -> None:
+                   out: Path, plot: Path | None, max_steps: int | None, seed: int, window: bool | None,
+                   allow_incomplete: bool) -> None:
     """Synthesise TEXT to a wav with a trained model (Griffin-Lim vocoder).
 
-    Long text is split into sentences and joined. Decoding stops when the stop
-    probability passes model.stop_threshold, or at --max-steps.
+    The text is normalised first (numbers, abbreviations), then split into utterances at
+    sentence ends and, for long sentences, at clauses and words (about 150 characters in
+    English, 40 syllables in Mandarin), and the pieces are joined. Each utterance may take
+    about 4x the time espeak-ng would need to say it (--max-steps overrides); one that
+    reaches that bound without a stop token is an error (exit 1) naming the sentence,
+    unless --allow-incomplete.
     """
     from .synthesize import Synthesizer
 
@@ -392,16 +399,22 @@ def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, pre
     try:
         synth = Synthesizer.from_run(run_dir) if run_dir else Synthesizer.from_model(model_path)
         result = synth.synthesize(text, seed=seed, max_steps=max_steps, window=window)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, TypeError) as e:
         raise click.ClickException(str(e)) from None
+    for note in result.warnings:
+        click.echo(f"warning: {note}", err=True)
     result.save(out)
-    click.echo(f"{out}: {result.seconds:.2f} s of audio, {len(result.sentences)} sentence(s)")
-    for sentence, done in zip(result.normalized, result.finished):
-        if not done:
-            click.echo(f"warning: no stop token before max steps in: {sentence[:60]!r}", err=True)
+    click.echo(f"{out}: {result.seconds:.2f} s of audio, {len(result.sentences)} utterance(s)")
     if plot:
         for p in result.plot(plot):
             click.echo(f"alignment: {p}")
+    cut = result.incomplete()
+    for sentence in cut:
+        click.echo(f"{'warning' if allow_incomplete else 'error'}: no stop token within the decoder bound; "
+                   f"this utterance was cut off: {sentence[:80]!r}", err=True)
+    if cut and not allow_incomplete:
+        raise click.ClickException(f"{len(cut)} of {len(result.normalized)} utterance(s) incomplete; the wav "
+                                   f"was written to {out} (--allow-incomplete to accept it)")
 
 
 def runs_options(run_help: str):

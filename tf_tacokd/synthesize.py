@@ -20,24 +20,88 @@ from .audio import MelStats, mel_to_audio
 from .config import Config
 from .text import TextFrontEnd, UnknownCharacterWarning
 
-__all__ = ["Synthesizer", "SynthesisResult", "split_sentences"]
+__all__ = ["Synthesizer", "SynthesisResult", "split_sentences", "decoder_bound", "IncompleteSynthesis",
+           "MAX_UNITS"]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s*")
+#: the longest utterance decoded in one piece: characters of normalised English, syllables
+#: of Mandarin pinyin (about 10 s of speech at espeak-ng's rate either way)
+MAX_UNITS = {"en": 150, "zh": 40}
+_ABBREVIATION = re.compile(r"^(?:[a-z]\.)+$")  # "r." "u.s.a." after normalisation: not a sentence end
 
 
-def split_sentences(text: str, max_chars: int = 200) -> list[str]:
-    """Split text at sentence ends; pieces longer than ``max_chars`` are cut at commas or spaces."""
+class IncompleteSynthesis(RuntimeError):
+    """An utterance reached its decoder bound without a stop token (cut off)."""
+
+
+def _units(words: list[str], lang: str) -> int:
+    return len(words) if lang == "zh" else len(" ".join(words))
+
+
+def split_sentences(normalized: str, lang: str = "en", max_units: int | None = None) -> list[str]:
+    """Utterances of a *normalised* text: sentence ends first, then clauses, then words.
+
+    Splitting after normalisation means a period inside "Dr.", "$5.50" or "p.m." never ends
+    a sentence (they are "doctor", "five dollars, fifty cents", "p m" by then); a spelled
+    initial such as "r." or "u.s.a." does not end one either. A sentence longer than
+    ``max_units`` (characters in English, syllables in Mandarin; default :data:`MAX_UNITS`)
+    is split at clause punctuation (``, : ;``) and, where a clause is still too long, between
+    words (English) or syllables (Mandarin).
+
+    Example:
+        >>> split_sentences("doctor smith paid five dollars, fifty cents. my initials are r. t. m.")
+        ['doctor smith paid five dollars, fifty cents.', 'my initials are r. t. m.']
+        >>> split_sentences("ni3 hao3, wo3 hen3 hao3", "zh", max_units=3)
+        ['ni3 hao3,', 'wo3 hen3 hao3']
+    """
+    budget = max_units or MAX_UNITS.get(lang, 150)
+    sentences: list[list[str]] = [[]]
+    for word in normalized.split():
+        sentences[-1].append(word)
+        if word[-1] in ".!?;" and not (lang == "en" and _ABBREVIATION.match(word)):
+            sentences.append([])
     pieces: list[str] = []
-    for sentence in filter(None, (s.strip() for s in _SENTENCE_END.split(text))):
-        while len(sentence) > max_chars:
-            cut = max(sentence.rfind(",", 0, max_chars), sentence.rfind("，", 0, max_chars),
-                      sentence.rfind(" ", 0, max_chars))
-            cut = cut if cut > 0 else max_chars
-            pieces.append(sentence[: cut + 1].strip())
-            sentence = sentence[cut + 1 :].strip()
-        if sentence:
-            pieces.append(sentence)
+    for words in filter(None, sentences):
+        clauses: list[list[str]] = [[]]
+        for word in words:
+            clauses[-1].append(word)
+            if word[-1] in ",:;":
+                clauses.append([])
+        current: list[str] = []
+        for clause in filter(None, clauses):
+            if current and _units(current + clause, lang) > budget:
+                pieces.append(" ".join(current))
+                current = []
+            current += clause
+            while _units(current, lang) > budget and len(current) > 1:
+                cut = len(current) - 1
+                while cut > 1 and _units(current[:cut], lang) > budget:
+                    cut -= 1
+                pieces.append(" ".join(current[:cut]))
+                current = current[cut:]
+        if current:
+            pieces.append(" ".join(current))
     return pieces
+
+
+def decoder_bound(n_tokens: int, audio, reduction_factor: int, floor_steps: int = 0,
+                  seconds_per_token: float = 0.25, base_seconds: float = 1.0,
+                  cap_seconds: float = 60.0) -> int:
+    """Decoder steps allowed for a text of ``n_tokens`` symbols: ``base_seconds`` plus
+    ``seconds_per_token`` per symbol (about 4x espeak-ng's speaking time), at most
+    ``cap_seconds``, and never below ``floor_steps``.
+
+    A lone letter gets about 1.5 s instead of the model's whole ``max_decoder_steps``, so
+    a model that does not stop cannot babble for 10 s; a 200-character sentence gets the
+    time it needs instead of being cut at a fixed bound.
+
+    Example:
+        >>> from tf_tacokd.config import AudioConfig
+        >>> decoder_bound(2, AudioConfig(sample_rate=16000, hop_length=256), 2)
+        47
+    """
+    fps = audio.sample_rate / audio.hop_length
+    seconds = min(base_seconds + seconds_per_token * n_tokens, cap_seconds)
+    return max(int(np.ceil(seconds * fps / reduction_factor)), floor_steps)
 
 
 @dataclass
@@ -52,6 +116,12 @@ class SynthesisResult:
     alignments: list[np.ndarray]
     finished: list[bool]
     tokens: list[list[str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    bounds: list[int] = field(default_factory=list)
+
+    def incomplete(self) -> list[str]:
+        """The normalised sentences that hit their decoder bound without a stop token."""
+        return [n for n, done in zip(self.normalized, self.finished) if not done]
 
     @property
     def seconds(self) -> float:
@@ -113,20 +183,30 @@ class Synthesizer:
 
     def synthesize(self, text: str, seed: int = 0, max_steps: int | None = None,
                    window: bool | None = None, pause: float = 0.15, split: bool = True) -> SynthesisResult:
-        """Synthesise ``text`` (split into sentences, joined with ``pause`` seconds of silence).
+        """Synthesise ``text`` (normalised, split into utterances, joined with ``pause`` s of silence).
 
         Args:
             split: False decodes the whole text as one utterance (evaluation of long or
                 oddly punctuated sentences: "A. B. C." stays one item).
             seed: prenet dropout and Griffin-Lim phase seed: same seed, same audio.
-            max_steps: decoder step bound (default ``model.max_decoder_steps``).
+            max_steps: decoder step bound for every utterance (default: :func:`decoder_bound`
+                of each utterance's length).
             window: attention window constraint (default ``model.attention_window``).
+
+        The front end's warnings (characters it cannot read and drops) are kept in
+        ``result.warnings``; ``result.incomplete()`` lists utterances cut at their bound.
         """
-        sentences = split_sentences(text) if split else ([text.strip()] if text.strip() else [])
-        if not sentences:
-            raise ValueError(f"nothing to synthesise in {text!r}")
-        a = self.config.audio
-        parts, normalized, mels, aligns, finished, tokens = [], [], [], [], [], []
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        lang = self.config.text.language
+        notes: list[str] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnknownCharacterWarning)
+            whole = self.front_end.process(text).normalized  # ValueError: nothing to pronounce
+        notes += [str(w.message) for w in caught if issubclass(w.category, UnknownCharacterWarning)]
+        sentences = split_sentences(whole, lang) if split else [whole]
+        a, m = self.config.audio, self.config.model
+        parts, normalized, mels, aligns, finished, tokens, bounds = [], [], [], [], [], [], []
         for i, sentence in enumerate(sentences):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UnknownCharacterWarning)
@@ -134,7 +214,8 @@ class Synthesizer:
                     p = self.front_end.process(sentence)
                 except ValueError:
                     continue  # a piece with nothing to say ("...") is skipped
-            out = self.model.infer([p.ids], seed=seed + i, max_steps=max_steps, window=window)
+            bound = max_steps or decoder_bound(len(p.ids), a, m.reduction_factor, m.min_decoder_steps + 1)
+            out = self.model.infer([p.ids], seed=seed + i, max_steps=bound, window=window)
             n = int(out["lengths"][0])
             mel = out["mel"][0, :n]
             steps = n // self.model.r
@@ -144,6 +225,7 @@ class Synthesizer:
             aligns.append(out["alignments"][0, :steps, : len(p.ids)])
             finished.append(bool(out["finished"][0]))
             tokens.append(p.tokens)
+            bounds.append(bound)
         if not parts:
             raise ValueError(f"nothing to pronounce in {text!r}")
         gap = np.zeros(int(pause * a.sample_rate), np.float32)
@@ -152,4 +234,5 @@ class Synthesizer:
         peak = np.abs(wav).max() if wav.size else 0.0
         if peak > 0:
             wav = wav / peak * 0.95
-        return SynthesisResult(wav, a.sample_rate, sentences, normalized, mels, aligns, finished, tokens)
+        return SynthesisResult(wav, a.sample_rate, list(normalized), normalized, mels, aligns, finished, tokens,
+                               notes, bounds)

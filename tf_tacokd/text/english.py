@@ -232,6 +232,8 @@ _SILENT_CHARS = '"`*_#~'
 _SILENT = str.maketrans({c: " " for c in _SILENT_CHARS})
 _TO_PAUSE = str.maketrans({c: " , " for c in "()[]{}"} | {"/": " "})
 _WORDS = [("&", " and "), ("+", " plus "), ("@", " at "), ("=", " equals ")]
+# unidecode would spell these as the letters "c", "r", "tm"
+_SYMBOL_WORDS = [("©", " copyright "), ("®", " registered "), ("™", " trademark ")]
 
 
 def normalize_english(text: str, allowed: frozenset[str] | None = None) -> tuple[str, list[str]]:
@@ -249,6 +251,8 @@ def normalize_english(text: str, allowed: frozenset[str] | None = None) -> tuple
     from .symbols import symbol_table
 
     allowed = allowed or frozenset(symbol_table("en").symbols[2:])
+    for symbol, word in _SYMBOL_WORDS:  # before NFKC, which turns "™" into "TM"
+        text = text.replace(symbol, word)
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u2044", "/")
     for pattern, expansion in _ABBREVIATIONS:

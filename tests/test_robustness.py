@@ -1,0 +1,123 @@
+"""Hostile but realistic input: every case here once gave a silent wrong result, a hang or a
+traceback. The CLI is driven with bad inputs and must answer with an exit code and a
+message, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+from tf_tacokd.config import AudioConfig
+from tf_tacokd.synthesize import MAX_UNITS, decoder_bound, split_sentences
+from tf_tacokd.text import TextFrontEnd
+
+from .conftest import tiny_runs
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+# ---------------------------------------------------------------------------
+# 1. Sentence splitting happens after normalisation
+# ---------------------------------------------------------------------------
+
+
+def test_periods_in_abbreviations_money_and_times_do_not_split():
+    en = TextFrontEnd("en")
+    text = en.normalize("Dr. Smith paid $5.50 on May 3rd, 1977. Meet me at 7:30 p.m. tomorrow.")
+    assert split_sentences(text, "en") == [
+        "doctor smith paid five dollars, fifty cents on may third, nineteen seventy-seven.",
+        "meet me at seven thirty p m tomorrow."]
+    # a spelled initial never ends a sentence (even the last one: "m." could be either)
+    assert split_sentences(en.normalize("My initials are R. T. M. Spell U.S.A. now. Good."), "en") == [
+        "my initials are r. t. m. spell u.s.a. now.", "good."]
+    zh = TextFrontEnd("zh")
+    assert split_sentences(zh.normalize("价格是3.5元。你好！"), "zh") == ["jia4 ge2 shi4 san1 dian3 wu3 yuan2.",
+                                                                     "ni3 hao3!"]
+
+
+# ---------------------------------------------------------------------------
+# 2. Long text is split by a per-language budget; the decoder bound scales with length
+# ---------------------------------------------------------------------------
+
+
+def test_long_sentences_split_at_clauses_then_words_within_the_budget():
+    zh = TextFrontEnd("zh")
+    long_zh = zh.normalize("我们今天早上八点在学校门口集合，然后一起坐大巴去城外的公园，" * 4 + "最后回家。")
+    pieces = split_sentences(long_zh, "zh")
+    assert len(pieces) > 1 and all(len(p.split()) <= MAX_UNITS["zh"] for p in pieces)
+    assert " ".join(pieces).split() == long_zh.split()  # nothing lost, nothing repeated
+    assert pieces[0].endswith(",")  # clause punctuation first
+    unpunctuated = " ".join(["word"] * 200)
+    pieces = split_sentences(unpunctuated, "en")
+    assert all(len(p) <= MAX_UNITS["en"] for p in pieces) and " ".join(pieces) == unpunctuated
+    assert split_sentences("x" * 400, "en") == ["x" * 400]  # one word cannot be split
+
+
+def test_decoder_bound_scales_with_text_length():
+    audio = AudioConfig()  # 22050 Hz, hop 256
+    short, long_ = decoder_bound(3, audio, 2), decoder_bound(200, audio, 2)
+    assert short < 100 < 500 < long_  # a letter gets ~1.5 s, 200 symbols far more than a fixed 500
+    assert decoder_bound(10**6, audio, 2) == decoder_bound(10**7, audio, 2)  # capped
+    assert decoder_bound(1, audio, 2, floor_steps=80) == 80
+
+
+# ---------------------------------------------------------------------------
+# 3. Inputs that used to babble: a lone letter, symbols nothing can be made of
+# ---------------------------------------------------------------------------
+
+
+def test_symbols_are_read_as_words_not_letters():
+    assert TextFrontEnd("en").normalize("©2020 Acme® Widget™") == \
+        "copyright twenty twenty acme registered widget trademark"
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory) -> Path:
+    (teacher,) = tiny_runs(tmp_path_factory.mktemp("robust"), ["teacher"])
+    return teacher
+
+
+def test_synthesize_bounds_a_lone_letter_and_reports_an_unfinished_utterance(tiny_teacher, tmp_path):
+    # a 2-step tiny model never stops: the utterance is cut at its ~1.5 s bound and the
+    # command fails naming it, instead of writing 10 s of babble with exit 0
+    out = tmp_path / "a.wav"
+    result = invoke("synthesize", "a", "--run", str(tiny_teacher), "--out", str(out))
+    assert result.exit_code == 1
+    assert "no stop token" in result.output and "'a'" in result.output and "Traceback" not in result.output
+    import soundfile as sf
+
+    seconds = sf.info(str(out)).duration
+    assert seconds < 2.0
+    ok = invoke("synthesize", "a", "--run", str(tiny_teacher), "--out", str(out), "--allow-incomplete")
+    assert ok.exit_code == 0 and "warning: no stop token" in ok.output
+
+
+def test_synthesize_surfaces_dropped_characters(tiny_teacher, tmp_path):
+    result = invoke("synthesize", "hello ☃ world", "--run", str(tiny_teacher), "--out", str(tmp_path / "x.wav"),
+                    "--allow-incomplete")
+    assert result.exit_code == 0 and "cannot read" in result.output and "U+2603" in result.output
+    nothing = invoke("synthesize", "☃☃", "--run", str(tiny_teacher), "--out", str(tmp_path / "y.wav"))
+    assert nothing.exit_code == 1 and "nothing to pronounce" in nothing.output
+
+
+def test_synthesize_range_checks_options(tiny_teacher, tmp_path):
+    for args in (["--max-steps", "99999999999"], ["--seed", "99999999999999999999"]):
+        result = invoke("synthesize", "hi", "--run", str(tiny_teacher), "--out", str(tmp_path / "z.wav"), *args)
+        assert result.exit_code == 2 and args[0] in result.output
+
+
+def test_result_lists_incomplete_utterances(tiny_teacher):
+    from tf_tacokd.synthesize import Synthesizer
+
+    synth = Synthesizer.from_run(tiny_teacher)
+    result = synth.synthesize("Dr. Smith paid $5.50. Then he left.", seed=0)
+    assert result.normalized == ["doctor smith paid five dollars, fifty cents.", "then he left."]
+    assert len(result.bounds) == 2 and result.bounds[0] > result.bounds[1]
+    assert result.incomplete() == [n for n, f in zip(result.normalized, result.finished) if not f]
+    assert np.isfinite(result.wav).all()
