@@ -121,3 +121,26 @@ def test_result_lists_incomplete_utterances(tiny_teacher):
     assert len(result.bounds) == 2 and result.bounds[0] > result.bounds[1]
     assert result.incomplete() == [n for n, f in zip(result.normalized, result.finished) if not f]
     assert np.isfinite(result.wav).all()
+
+
+# ---------------------------------------------------------------------------
+# 5. Caches are keyed by content
+# ---------------------------------------------------------------------------
+
+
+def test_evaluate_cache_notices_an_edited_sentence(tiny_teacher, tmp_path):
+    import csv
+
+    sentences = tmp_path / "s.txt"
+    out = tmp_path / "eval"
+    args = ["evaluate", "--run", str(tiny_teacher), "--sentences", str(sentences), "--out", str(out),
+            "--metrics", "attention"]
+    sentences.write_text("custom\tHello there.\ncustom\tSee you.\n", encoding="utf-8")
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 0 and "2 of 2 utterances were reused" in again.output
+    sentences.write_text("custom\tGoodbye now.\ncustom\tSee you.\n", encoding="utf-8")
+    edited = invoke(*args)
+    assert edited.exit_code == 0 and "1 of 2 utterances were reused" in edited.output
+    rows = list(csv.DictReader((out / "utterances.csv").open(encoding="utf-8")))
+    assert [r["text"] for r in rows] == ["Goodbye now.", "See you."]

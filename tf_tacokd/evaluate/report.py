@@ -357,6 +357,10 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
                                  f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
         lines += ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
                   "An interval that excludes 0 is a difference this test set resolves.", ""]
+    reused = sum(bool(r.get("reused")) for r in rows)
+    if reused:
+        lines += [f"{reused} of {len(rows)} utterances were reused from `.cache` (same model, seed, metrics, "
+                  "judge and text); delete it to measure everything again.", ""]
     notes = [f"- {k}: {v}" for k, v in status.items() if v != "ok"]
     failed = [r for r in rows if r.get("status") != "ok"]
     if notes:

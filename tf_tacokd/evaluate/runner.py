@@ -13,7 +13,8 @@ natural voice). Metrics whose package or judge is missing are reported as "not i
 the others still run.
 
 Finished utterances are cached in ``OUT/.cache/<system>.jsonl`` (keyed by the model file's
-hash and the seed): an interrupted evaluation resumes, and a failing utterance is recorded
+hash, the seed, the metrics, the judge's weights and the sentence's text): an interrupted
+evaluation resumes, the report says how many utterances were reused, and a failing utterance is recorded
 with its error instead of stopping the job (``strict=True`` stops).
 """
 
@@ -293,6 +294,8 @@ def evaluate_systems(
         with cache_path.open("a", encoding="utf-8") as cache:
             for i, sentence in enumerate(sentences):
                 row = cached.get(sentence.id)
+                if row is not None and row.get("text") != sentence.text:
+                    row = None  # the sentence file changed under this id: measure it again
                 if row is None or not (out / row["wav"]).is_file():
                     try:
                         row = _measure(system, sentence, i, seed, out, tools, max_steps)
@@ -304,6 +307,8 @@ def evaluate_systems(
                                "status": f"error: {type(e).__name__}: {e}"}
                     cache.write(json.dumps({"key": key, "row": row}, default=_json_default) + "\n")
                     cache.flush()
+                else:
+                    row = {**row, "reused": True}
                 rows.append(row)
                 if progress:
                     progress(1)
