@@ -144,3 +144,43 @@ def test_evaluate_cache_notices_an_edited_sentence(tiny_teacher, tmp_path):
     assert edited.exit_code == 0 and "1 of 2 utterances were reused" in edited.output
     rows = list(csv.DictReader((out / "utterances.csv").open(encoding="utf-8")))
     assert [r["text"] for r in rows] == ["Goodbye now.", "See you."]
+
+
+# ---------------------------------------------------------------------------
+# 7. One process per directory; 9. nothing written before the inputs are checked
+# ---------------------------------------------------------------------------
+
+
+def test_directory_lock_names_the_holder_and_stale_locks_are_taken_over(tmp_path):
+    import os
+
+    from tf_tacokd.runs import DirectoryBusy, DirectoryLock
+
+    with DirectoryLock(tmp_path / "run", "train"):
+        with pytest.raises(DirectoryBusy, match=f"in use by process {os.getpid()}"):
+            with DirectoryLock(tmp_path / "run", "train"):
+                pass
+    # a lock file left by a process that died holds no lock: the next one takes it over
+    (tmp_path / "stale").mkdir()
+    (tmp_path / "stale" / ".lock").write_text('{"pid": 999999, "what": "train"}')
+    with DirectoryLock(tmp_path / "stale", "train"):
+        pass
+
+
+def test_train_into_a_busy_run_directory_fails_cleanly(tiny_teacher, tmp_path):
+    from tf_tacokd.runs import DirectoryLock
+
+    data = tiny_teacher.parent / "data"
+    with DirectoryLock(tmp_path / "busy", "train"):
+        result = invoke("train", "--config", "tiny_en", "--data", str(data), "--out", str(tmp_path / "busy"),
+                        "--steps", "1")
+    assert result.exit_code == 1 and "in use by process" in result.output
+    assert not (tmp_path / "busy" / "config.toml").exists()
+
+
+def test_train_with_the_wrong_languages_data_writes_nothing(tiny_teacher, tmp_path):
+    data = tiny_teacher.parent / "data"  # English data
+    out = tmp_path / "zh_run"
+    result = invoke("train", "--config", "tiny_zh", "--data", str(data), "--out", str(out), "--steps", "1")
+    assert result.exit_code == 1 and ("language" in result.output or "audio." in result.output)
+    assert not (out / "config.toml").exists()

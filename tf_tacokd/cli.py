@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from .config import ConfigError, list_builtin_configs, load_config
+from .runs import DirectoryBusy
 from .evaluate.runner import METRICS as METRIC_NAMES
 
 CONFIG_HELP = (
@@ -233,7 +234,7 @@ def preprocess_cmd(config: str, corpus: Path, out: Path, workers: int, strict: b
         with click.progressbar(length=total, label="preprocess") as bar:
             report = preprocess(cfg, corpus, out, workers=workers, strict=strict,
                                 overwrite=overwrite, progress=bar.update, echo=click.echo)
-    except (PreprocessError, FileNotFoundError) as e:
+    except (PreprocessError, FileNotFoundError, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
     _print_preprocess_report(report)
 
@@ -283,7 +284,7 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
     try:
         with _stop_signals_save():
             result = train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo)
-    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError) as e:
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); model: {out / 'model.keras'}")
 
@@ -321,7 +322,7 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
         with _stop_signals_save():
             result = distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
                              echo=click.echo)
-    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError) as e:
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); student: {out / 'model.keras'}")
 
@@ -360,7 +361,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
     try:
         table = tune_lambda(cfg, data, teacher, out, trials=trials, tuner=tuner, steps=steps,
                             strategy=strategy, echo=click.echo)
-    except (TuneError, FileNotFoundError, ValueError) as e:
+    except (TuneError, FileNotFoundError, ValueError, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table(table))
     click.echo(f"best lambda {table[0].lambda_:.4g}; table in {out / 'trials.csv'}, plot in {out / 'trials.png'}")
@@ -687,7 +688,7 @@ def run_cmd(lang: str, workdir: Path | None, config: str | None, overrides: tupl
         with _stop_signals_save():
             run_pipeline(lang, workdir or Path("work") / lang, config, overrides, force=force,
                          echo=click.echo, train=train)
-    except (PipelineError, ConfigError, ExportError, TrainingDiverged) as e:
+    except (PipelineError, ConfigError, ExportError, TrainingDiverged, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
 
 

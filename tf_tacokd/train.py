@@ -41,8 +41,9 @@ import numpy as np
 import tensorflow as tf
 
 from .config import Config, ConfigError, TrainConfig, load_config
-from .data.dataset import Manifest, load_manifest, make_dataset
+from .data.dataset import Manifest, check_compatible, load_manifest, make_dataset
 from .model import Tacotron2, teacher_prob_at
+from .runs import DirectoryLock
 
 __all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "load_run", "save_model",
            "make_strategy", "RunInfo"]
@@ -387,6 +388,17 @@ def fit_run(
         return _fit_multiworker(cfg, data_dir, run_dir, build, export, total_steps, label, echo)
     run_dir = Path(run_dir)
     manifest = load_manifest(data_dir)
+    check_compatible(manifest, cfg)  # before anything is written into the run directory
+    with DirectoryLock(run_dir, label):
+        return _fit_locked(cfg, data_dir, run_dir, manifest, build, export, total_steps, label, strategy,
+                           verbose, echo)
+
+
+def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Manifest,
+                build: Callable[[Manifest], Any], export: Callable[[Any, Path], Path], total_steps: int,
+                label: str, strategy: str | None, verbose: int | str, echo: Callable[[str], None]) -> TrainResult:
+    """:func:`fit_run` once the data is checked and the run directory is locked."""
+    t = cfg.train
     _prepare_run_dir(run_dir, cfg, manifest)
     keras.utils.set_random_seed(t.seed)
     strat = make_strategy(strategy or t.strategy)

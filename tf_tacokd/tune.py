@@ -117,8 +117,15 @@ def tune_lambda(
     Raises:
         TuneError: every trial failed.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .runs import DirectoryLock
+
+    with DirectoryLock(out, "tune"):
+        return _tune_locked(cfg, data_dir, teacher, Path(out), trials, tuner, steps, strategy, echo)
+
+
+def _tune_locked(cfg: Config, data_dir: str | Path, teacher: str | Path, out: Path, trials: int, tuner: str,
+                 steps: int | None, strategy: str, echo: Callable[[str], None]):
+    """:func:`tune_lambda` with ``out`` locked."""
     steps = steps or cfg.distill.steps
     teacher_model, _ = load_teacher(teacher)
     manifest = load_manifest(data_dir)

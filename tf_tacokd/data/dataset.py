@@ -35,7 +35,7 @@ from ..audio import MelStats
 from ..config import Config
 from ..text import SymbolTable
 
-__all__ = ["Manifest", "load_manifest", "make_dataset", "bucket_boundaries", "distribute"]
+__all__ = ["Manifest", "load_manifest", "make_dataset", "bucket_boundaries", "distribute", "check_compatible"]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ def bucket_boundaries(manifest: Manifest, count: int) -> list[int]:
     return sorted({int(pct[int(round(i))]) + 1 for i in idx})
 
 
-def _check_compatible(manifest: Manifest, cfg: Config) -> None:
+def check_compatible(manifest: Manifest, cfg: Config) -> None:
+    """ValueError naming the key if ``manifest``'s data was preprocessed with other audio or text settings."""
     audio = manifest.data["audio"]
     for key in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax"):
         if audio[key] != getattr(cfg.audio, key):
@@ -128,7 +129,7 @@ def make_dataset(
             shuffling and batching (one input pipeline per worker in multi-worker training).
     """
     manifest = load_manifest(data_dir)
-    _check_compatible(manifest, cfg)
+    check_compatible(manifest, cfg)
     files = manifest.shards(split)
     if not files:
         raise ValueError(f"{manifest.root}: split {split!r} is empty")

@@ -228,6 +228,16 @@ def preprocess(
         PreprocessError: strict mode met a bad item, or ``out_dir`` was made from another
             config or corpus (and not ``overwrite``).
     """
+    from ..runs import DirectoryLock
+
+    with DirectoryLock(out_dir, "preprocess"):
+        return _preprocess_locked(cfg, corpus_dir, out_dir, workers, strict, overwrite, progress, echo)
+
+
+def _preprocess_locked(cfg: Config, corpus_dir: str | Path, out_dir: str | Path, workers: int, strict: bool,
+                       overwrite: bool, progress: Callable[[int], None] | None,
+                       echo: Callable[[str], None] | None) -> PreprocessReport:
+    """:func:`preprocess` with ``out_dir`` locked."""
     start = time.perf_counter()
     echo = echo or (lambda s: None)
     out = Path(out_dir)

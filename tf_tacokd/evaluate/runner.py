@@ -401,10 +401,13 @@ def run_evaluation(
     systems = [System.load(n, r) for n, r in zip(names, runs)]
     total = len(items) * len(systems)
     bar = progress_factory(total) if progress_factory else contextlib.nullcontext(None)
-    with bar as b:
-        rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
-                                        b.update if b is not None else None, judge_dir)
-    info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
-            "runs": {s.name: str(s.run_dir) for s in systems},
-            "models": {s.name: s.model_hash for s in systems}}
-    return write_report(out, rows, names, status, info, eval_cfg.bootstrap_samples, seed)
+    from ..runs import DirectoryLock
+
+    with DirectoryLock(out, "evaluate"):
+        with bar as b:
+            rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
+                                            b.update if b is not None else None, judge_dir)
+        info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
+                "runs": {s.name: str(s.run_dir) for s in systems},
+                "models": {s.name: s.model_hash for s in systems}}
+        return write_report(out, rows, names, status, info, eval_cfg.bootstrap_samples, seed)
