@@ -184,3 +184,42 @@ def test_train_with_the_wrong_languages_data_writes_nothing(tiny_teacher, tmp_pa
     result = invoke("train", "--config", "tiny_zh", "--data", str(data), "--out", str(out), "--steps", "1")
     assert result.exit_code == 1 and ("language" in result.output or "audio." in result.output)
     assert not (out / "config.toml").exists()
+
+
+# ---------------------------------------------------------------------------
+# 8. Resume continues the same run; a broken checkpoint is skipped; signals exit non-zero
+# ---------------------------------------------------------------------------
+
+
+def _train(data, out, steps, echo=None):
+    from tf_tacokd.config import load_config
+    from tf_tacokd.train import train
+
+    from .conftest import TINY_RUN_SETTINGS
+
+    cfg = load_config("tiny_en", TINY_RUN_SETTINGS)
+    return train(cfg, data, out, mode="teacher", steps=steps, verbose=0, echo=echo or (lambda s: None))
+
+
+def _weights(run):
+    import keras
+
+    import tf_tacokd.model  # noqa: F401
+
+    return keras.saving.load_model(run / "model.keras", compile=False).get_weights()
+
+
+def test_a_resumed_run_matches_an_uninterrupted_one_and_skips_a_broken_checkpoint(tiny_teacher, tmp_path):
+    data = tiny_teacher.parent / "data"
+    _train(data, tmp_path / "straight", 6)
+    _train(data, tmp_path / "resumed", 2)
+    _train(data, tmp_path / "resumed", 6)
+    for a, b in zip(_weights(tmp_path / "straight"), _weights(tmp_path / "resumed")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    # cut the newest checkpoint short: the run names it and resumes from the one before
+    newest = sorted((tmp_path / "resumed" / "checkpoints").glob("ckpt-6.data-*"))[0]
+    newest.write_bytes(newest.read_bytes()[:100])
+    said: list[str] = []
+    result = _train(data, tmp_path / "resumed", 8, echo=said.append)
+    assert result.step == 8 and any("ckpt-6" in s and "unreadable" in s for s in said)
+    assert any("resuming at step 4" in s for s in said)

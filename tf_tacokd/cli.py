@@ -61,6 +61,13 @@ def _one_model_source(run_dir: Path | None, model_path: Path | None, pretrained:
     return run_dir
 
 
+def _exit_if_interrupted(status: str, caught: dict[str, int]) -> None:
+    """A run that saved and stopped on a signal exits 128 + the signal (130 for Ctrl-C, 143
+    for SIGTERM), so shells and schedulers see the interruption."""
+    if status == "interrupted":
+        sys.exit(128 + caught.get("signal", signal.SIGINT))
+
+
 @contextlib.contextmanager
 def _stop_signals_save():
     """SIGINT (Ctrl-C) and SIGTERM raise KeyboardInterrupt, so training saves and exits.
@@ -68,12 +75,15 @@ def _stop_signals_save():
     Shells start background jobs with SIGINT ignored (``nohup cmd &``); training installs
     the handler itself so that ``kill -INT`` or a scheduler's SIGTERM still save a checkpoint.
     """
+    caught: dict[str, int] = {}
+
     def interrupt(signum, frame):
+        caught["signal"] = signum
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield caught
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -282,11 +292,12 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
 
     cfg = _load(config, overrides)
     try:
-        with _stop_signals_save():
+        with _stop_signals_save() as caught:
             result = train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo)
-    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, DirectoryBusy) as e:
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); model: {out / 'model.keras'}")
+    _exit_if_interrupted(result.status, caught)
 
 
 @main.command("distill")
@@ -319,12 +330,13 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
 
     cfg = _load(config, overrides)
     try:
-        with _stop_signals_save():
+        with _stop_signals_save() as caught:
             result = distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
                              echo=click.echo)
-    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, DirectoryBusy) as e:
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); student: {out / 'model.keras'}")
+    _exit_if_interrupted(result.status, caught)
 
 
 @main.command("tune")

@@ -11,9 +11,9 @@ A run directory is self-describing::
     history.csv        per-validation metrics
     state.json         step and status: running | finished | interrupted | diverged
 
-Re-running with the same directory resumes from the last checkpoint (step,
-optimiser state and schedules). The data order is not restored exactly: the shuffle
-is re-seeded with the resume step, so a resumed run does not replay the same batches.
+Re-running with the same directory resumes from the newest intact checkpoint (step,
+optimiser state and schedules) and continues the same batch order (the batches already
+trained are skipped), so an interrupted run goes on as if it had not stopped.
 
 Example:
     >>> from tf_tacokd.config import load_config
@@ -124,6 +124,45 @@ def load_run(run_dir: str | Path) -> RunInfo:
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.toml / data.json)")
     return RunInfo(run_dir, load_config(run_dir / "config.toml"),
                    json.loads((run_dir / "data.json").read_text(encoding="utf-8")))
+
+
+def training_checkpoint(model) -> tf.train.Checkpoint:
+    """Model, optimizer and every non-trainable variable (``state``).
+
+    The optimizer reaches the trainable weights, but a Keras 3 model's batch-norm moving
+    statistics and dropout random-generator states are reachable by nothing that
+    ``tf.train.Checkpoint`` follows: without ``state`` a resumed run restarts them (moving
+    mean 0, variance 1), so its ``model.keras`` is wrong until they re-converge, and it draws
+    other dropout masks than an uninterrupted run.
+    """
+    state = tf.train.Checkpoint(**{f"v{i}": v for i, v in enumerate(model.non_trainable_variables)})
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, state=state)
+
+
+def restore_intact(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager,
+                   echo: Callable[[str], None] = print) -> str | None:
+    """Restore the newest checkpoint that reads back whole; a broken one (cut short by a full
+    disk or a killed process) is named and skipped. Returns the restored prefix (None: none).
+
+    A checkpoint written before ``state`` was saved (see :func:`training_checkpoint`)
+    restores with a note: batch-norm statistics and dropout states start afresh."""
+    for prefix in reversed(manager.checkpoints):
+        try:
+            status = ckpt.restore(prefix)
+            if any(name.startswith("state/") for name, _ in tf.train.list_variables(prefix)):
+                status.assert_existing_objects_matched()
+            else:
+                status.expect_partial()
+                echo(f"note: {prefix} is an older checkpoint without batch-norm statistics and dropout "
+                     "states; they start afresh")
+            return prefix
+        except (tf.errors.OpError, ValueError, IndexError, AssertionError) as e:
+            echo(f"warning: checkpoint {prefix} is unreadable ({type(e).__name__}: {str(e)[:120]}); "
+                 "trying the one before it")
+    if manager.checkpoints:
+        raise RuntimeError(f"no readable checkpoint in {manager.directory}: every one is damaged; move the "
+                           "directory away to start again")
+    return None
 
 
 def _write_state(run_dir: Path, **state: Any) -> None:
@@ -405,10 +444,9 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
     with strat.scope(), _precision(t.mixed_precision):
         model = build(manifest)
         model.optimizer.build(model.trainable_variables)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    ckpt = training_checkpoint(model)
     manager = tf.train.CheckpointManager(ckpt, run_dir / "checkpoints", max_to_keep=t.keep_checkpoints)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    restore_intact(ckpt, manager, echo)
     start_step = int(model.optimizer.iterations.numpy())
     if start_step >= total_steps:
         echo(f"{run_dir} is already at step {start_step} >= {total_steps}; nothing to do")
@@ -417,8 +455,8 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
     echo((f"resuming at step {start_step}" if start_step else "starting from scratch")
          + f": {label}, {total_steps} steps, run directory {run_dir}")
 
-    train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True,
-                            seed=t.seed + start_step)
+    # the same batch order as an uninterrupted run: same seed, the batches already trained skipped
+    train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True, seed=t.seed).skip(start_step)
     val_split = "val" if manifest.count("val") else "test"
     n_val = manifest.count(val_split)
     val_ds = (make_dataset(data_dir, val_split, cfg, batch_size=min(t.batch_size, n_val), shuffle=False)

@@ -232,10 +232,11 @@ def train_judge(lang: str, out: str | Path, settings: JudgeSettings | None = Non
     model(np.zeros((1, 20, N_MELS), np.float32), np.array([20]))
     model.compile(optimizer=keras.optimizers.Adam(WarmupCosine(s.learning_rate, s.warmup_steps, total)))
     model.optimizer.build(model.trainable_variables)
-    ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    from ..train import restore_intact, training_checkpoint
+
+    ckpt = training_checkpoint(model)
     manager = tf.train.CheckpointManager(ckpt, out / "checkpoints", max_to_keep=2)
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    restore_intact(ckpt, manager, echo)
     done_epochs = int(model.optimizer.iterations.numpy()) // steps_per_epoch
     if done_epochs:
         echo(f"resuming after epoch {done_epochs}")
