@@ -223,3 +223,20 @@ def test_a_resumed_run_matches_an_uninterrupted_one_and_skips_a_broken_checkpoin
     result = _train(data, tmp_path / "resumed", 8, echo=said.append)
     assert result.step == 8 and any("ckpt-6" in s and "unreadable" in s for s in said)
     assert any("resuming at step 4" in s for s in said)
+
+
+def test_runs_status_shows_step_state_and_holder(tiny_teacher, tmp_path):
+    import os
+    import shutil
+
+    from tf_tacokd.runs import DirectoryLock
+
+    copy = tmp_path / "runs" / "teacher"
+    shutil.copytree(tiny_teacher, copy)
+    result = invoke("runs", "status", str(tmp_path / "runs"))
+    assert result.exit_code == 0 and "teacher" in result.output and "finished" in result.output
+    (copy / "state.json").write_text('{"step": 2, "status": "running"}')
+    assert "stopped" in invoke("runs", "status", str(tmp_path / "runs")).output  # nobody holds it
+    with DirectoryLock(copy, "train"):
+        assert f"running (pid {os.getpid()})" in invoke("runs", "status", str(tmp_path / "runs")).output
+    assert invoke("runs", "status", str(tmp_path / "nothing_here_")).exit_code == 2

@@ -569,6 +569,46 @@ def export_cmd(run_dir: Path | None, model_path: Path | None, pretrained: str | 
     click.echo(f"sidecar: {result.sidecar}")
 
 
+@main.group("runs")
+def runs_grp() -> None:
+    """Training runs: what each is doing (for long runs across sessions)."""
+
+
+@runs_grp.command("status")
+@click.argument("folders", nargs=-1, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--depth", type=click.IntRange(min=0, max=6), default=3, show_default=True,
+              help="How deep to look for run directories under each folder.")
+def runs_status_cmd(folders: tuple[Path, ...], depth: int) -> None:
+    """Every run under FOLDERS (default: the current folder): step, target, state, age of
+    its last checkpoint and its last validation figures.
+
+    "running" means a live process holds the run's lock; "stopped" means its state says
+    running but no process holds it (killed, or the session ended): re-run the same
+    command to resume it from its last checkpoint.
+    """
+    import time as _time
+
+    from .runs import find_runs, run_status
+
+    runs = [r for f in (folders or (Path("."),)) for r in find_runs(f, depth)]
+    if not runs:
+        raise click.ClickException(f"no run directories (with state.json) under {', '.join(map(str, folders or ('.',)))}")
+    click.echo(f"{'run':40} {'step':>13} {'state':24} {'saved':>8}  last validation")
+    for path in runs:
+        try:
+            s = run_status(path)
+        except (OSError, ValueError) as e:
+            click.echo(f"{str(path):40} unreadable: {e}")
+            continue
+        age = _time.time() - s.updated
+        ago = f"{age / 60:.0f} min" if age < 7200 else f"{age / 3600:.0f} h"
+        figures = "  ".join(f"{k} {float(v):.3f}" for k, v in s.last.items()
+                            if k.startswith("val_") and k.endswith(("mel_loss", "loss")) and v not in ("", None))
+        target = f"{s.step}/{s.steps}" if s.steps else str(s.step)
+        click.echo(f"{str(path):40} {target:>13} {s.state:24} {ago:>8}  "
+                   f"{('@' + s.last.get('step', '?') + ' ' + figures) if figures else '-'}")
+
+
 @main.group("judge")
 def judge_grp() -> None:
     """The intelligibility judge: a CTC recogniser for the built-in espeak-ng voices.

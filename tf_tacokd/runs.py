@@ -1,4 +1,5 @@
-"""Run directories: exclusive locks so two processes never write into the same one.
+"""Run directories: exclusive locks so two processes never write into the same one, and
+the status of every run under a folder (``tacokd runs status``).
 
 Training, distillation, tuning, preprocessing and evaluation each hold an exclusive
 ``fcntl`` lock on ``DIR/.lock`` while they write into ``DIR``. The lock file names the
@@ -13,15 +14,17 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
 import socket
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DirectoryLock", "DirectoryBusy"]
+__all__ = ["DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
 
 
 class DirectoryBusy(RuntimeError):
@@ -78,3 +81,76 @@ def _read_holder(fd: int) -> dict:
         return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
     except (OSError, ValueError):
         return {}
+
+
+def holder(directory: str | Path) -> dict | None:
+    """Who holds ``directory``'s lock right now (pid, command, since), or None if nobody."""
+    path = Path(directory) / ".lock"
+    if not path.is_file():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd) or {"pid": "?"}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class RunStatus:
+    """One run directory at a glance."""
+
+    path: Path
+    step: int
+    steps: int | None
+    status: str  # from state.json: running | finished | interrupted | diverged
+    alive: bool  # a live process holds the run's lock
+    pid: object = None
+    updated: float = 0.0  # state.json's modification time
+    last: dict = field(default_factory=dict)  # the last history.csv row
+
+    @property
+    def state(self) -> str:
+        """What is true now: a run whose state says running but that no process holds was
+        stopped without saving its status (killed, or the machine went away)."""
+        if self.alive:
+            return f"running (pid {self.pid})"
+        return "stopped" if self.status == "running" else self.status
+
+
+def run_status(run_dir: str | Path) -> RunStatus:
+    """The status of one run directory (``state.json``, ``history.csv``, ``config.toml``, lock)."""
+    run_dir = Path(run_dir)
+    state = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+    steps = None
+    try:
+        import tomllib  # Python 3.11+; the config loader covers 3.10
+
+        cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+        steps = cfg.get("train", {}).get("steps")
+        if (run_dir / "teacher.json").is_file():  # a KD student counts distillation steps
+            steps = cfg.get("distill", {}).get("steps", steps)
+    except (OSError, ValueError, ImportError):
+        pass
+    last: dict = {}
+    if (run_dir / "history.csv").is_file():
+        with open(run_dir / "history.csv", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            last = rows[-1]
+    who = holder(run_dir)
+    return RunStatus(run_dir, int(state.get("step", 0)), steps, str(state.get("status", "?")), who is not None,
+                     (who or {}).get("pid"), (run_dir / "state.json").stat().st_mtime, last)
+
+
+def find_runs(root: str | Path, depth: int = 3) -> list[Path]:
+    """Run directories (holding ``state.json``) at most ``depth`` levels under ``root``."""
+    root = Path(root)
+    found = []
+    for level in range(depth + 1):
+        found += [p.parent for p in sorted(root.glob("/".join(["*"] * level + ["state.json"])))]
+    return sorted(set(found))
