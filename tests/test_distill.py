@@ -66,6 +66,35 @@ def test_total_loss_is_feature_plus_lambda_times_distill() -> None:
         assert float(losses["distill_loss"]) > 0  # free running vs teacher forcing differ
 
 
+def test_feature_loss_options() -> None:
+    """Defaults are the paper's Loss_f; the options change only what they say."""
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+
+    def forward(*settings):
+        d = load_config("tiny_en", list(settings)).distill
+        model = Distiller(teacher, Distiller.student_from(teacher), d)
+        model.compile_for_training(CFG.train)
+        return model._forward(b, 0, training=False)
+
+    base, out = forward()
+    stop_and_ga = float(base["feature_loss"]) - float(base["mel_loss"]) - float(base["postnet_loss"])
+    half, _ = forward("distill.feature_weight=0.5")
+    np.testing.assert_allclose(float(half["feature_loss"]),
+                               stop_and_ga + 0.5 * (float(base["mel_loss"]) + float(base["postnet_loss"])), rtol=1e-5)
+    l1, _ = forward("distill.feature_loss='l1+l2'")
+    mae = np.mean(np.abs(out["mel_before"].numpy() - b["mel"].numpy()), -1)
+    mae_post = np.mean(np.abs(out["mel"].numpy() - b["mel"].numpy()), -1)
+    mask = b["mel_mask"].numpy()
+    extra = ((mae * mask).sum() + (mae_post * mask).sum()) / mask.sum()
+    np.testing.assert_allclose(float(l1["feature_loss"]) - float(base["feature_loss"]), extra, rtol=1e-4)
+    to_teacher, _ = forward("distill.feature_target='teacher'")
+    assert abs(float(to_teacher["mel_loss"]) - float(base["mel_loss"])) > 1e-6  # another target
+    assert float(to_teacher["stop_loss"]) == pytest.approx(float(base["stop_loss"]))
+    # the student starts as the teacher, decoding freely: nearer the teacher than a random step, but not equal
+    assert 0.0 < float(base["distill_relative"]) < 5.0
+
+
 def test_only_the_student_decoder_and_postnet_learn_by_default() -> None:
     b = make_batch()
     teacher = tiny_teacher()

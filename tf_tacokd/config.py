@@ -192,6 +192,13 @@ class DistillConfig:
     loss_reduction: Literal["mean", "sum"] = "mean"
     train_encoder: bool = False
     student_init: Literal["teacher", "random"] = "teacher"
+    # Loss_f's target: the natural frames (the paper) or the teacher's teacher-forced output,
+    # which is time-locked to the hidden states Loss_d pulls the student towards.
+    feature_target: Literal["natural", "teacher"] = "natural"
+    # Loss_f's distance: L2 (the paper) or L1 + L2 (ESPnet's Tacotron2 loss).
+    feature_loss: Literal["l2", "l1+l2"] = "l2"
+    # Weight of Loss_f's mel terms (1: the paper; the stop term always has weight 1).
+    feature_weight: float = field(default=1.0, metadata={"min": 0.0})
     steps: int = field(default=150_000, metadata={"min": 1})
     tune_lambda_min: float = field(default=0.01, metadata={"min_exclusive": 0.0})
     tune_lambda_max: float = field(default=100.0, metadata={"min_exclusive": 0.0})

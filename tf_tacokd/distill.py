@@ -8,6 +8,9 @@ batch, the teacher decodes with teacher forcing and yields its decoder hidden st
 steps and yields ``s_hat`` and the mel ``y_hat``::
 
     Loss_f     = masked L2 mel loss (before and after the postnet) + stop BCE     (eq. 6)
+                 (options, not the paper: distill.feature_target = "teacher" takes the
+                 teacher's teacher-forced output as the target, feature_loss = "l1+l2",
+                 feature_weight scales the mel terms)
     Loss_d     = mean over real steps of ||s_t - s_hat_t||^2  (chosen LSTM layers) (eq. 7)
     Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
 
@@ -54,6 +57,20 @@ def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, lay
     return masked_mean(per_step, step_mask)
 
 
+def masked_mae(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean absolute error over real frames (``mask`` ``[B, F]``, values ``[B, F, n_mels]``)."""
+    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
+    err = tf.reduce_mean(tf.abs(tf.cast(pred, tf.float32)[:, :frames] - target[:, :frames]), -1)
+    return masked_mean(err, mask[:, :frames])
+
+
+def _step_mean(hidden: tf.Tensor, step_mask: tf.Tensor) -> tf.Tensor:
+    """The masked mean state over real steps, broadcast to every step ``[B, steps, units]``."""
+    m = step_mask[..., tf.newaxis]
+    mean = tf.reduce_sum(hidden * m, [0, 1], keepdims=True) / tf.maximum(tf.reduce_sum(m), 1.0)
+    return tf.broadcast_to(mean, tf.shape(hidden))
+
+
 class Distiller(keras.Model):
     """Frozen teacher + free-running student, trained with ``Loss_f + lambda * Loss_d``.
 
@@ -71,8 +88,8 @@ class Distiller(keras.Model):
         self.teacher.trainable = False
         self.student.encoder.trainable = settings.train_encoder
         self.r = student.r
-        names = ["loss", "feature_loss", "distill_loss", "mel_loss", "postnet_loss", "stop_loss",
-                 "ga_loss", "fr_mel_loss", "fr_postnet_loss"]
+        names = ["loss", "feature_loss", "distill_loss", "distill_relative", "mel_loss", "postnet_loss",
+                 "stop_loss", "ga_loss", "fr_mel_loss", "fr_postnet_loss"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True
 
@@ -112,14 +129,29 @@ class Distiller(keras.Model):
         out = self.student.run(data["text_ids"], data["mel"], teacher_prob=0.0, seed=seed,
                                training=training, memory=student_memory,
                                stop_gradient=train.free_running_stop_gradient)
-        losses = self.student.losses_for(data, out, step)
+        d = self.settings
+        targets = data
+        if d.feature_target == "teacher":  # time-locked to the hidden states Loss_d targets
+            targets = {**data, "mel": tf.stop_gradient(tf.cast(teacher["mel"], tf.float32))}
+        losses = self.student.losses_for(targets, out, step)
         losses["feature_loss"] = losses["loss"]
+        if d.feature_loss != "l2" or d.feature_weight != 1.0:
+            mel_terms = losses["mel_loss"] + losses["postnet_loss"]
+            if d.feature_loss == "l1+l2":
+                mel_terms += (masked_mae(out["mel_before"], targets["mel"], data["mel_mask"])
+                              + masked_mae(out["mel"], targets["mel"], data["mel_mask"]))
+            losses["feature_loss"] = (losses["loss"] - losses["mel_loss"] - losses["postnet_loss"]
+                                      + d.feature_weight * mel_terms)
         step_mask = data["mel_mask"][:, :: self.r]
-        losses["distill_loss"] = distillation_loss(tf.cast(target_hidden, tf.float32),
-                                                   tf.cast(out["hidden"], tf.float32), step_mask,
-                                                   self.student.settings.decoder_lstm_units,
-                                                   self.settings.layers, self.settings.loss_reduction)
-        losses["loss"] = losses["feature_loss"] + self.settings.lambda_ * losses["distill_loss"]
+        units = self.student.settings.decoder_lstm_units
+        s, s_hat = tf.cast(target_hidden, tf.float32), tf.cast(out["hidden"], tf.float32)
+        losses["distill_loss"] = distillation_loss(s, s_hat, step_mask, units, d.layers, d.loss_reduction)
+        # Loss_d (as an MSE) over the spread of the teacher's own states: 1 means the student's
+        # state is no nearer the teacher's than a random other step of the teacher would be
+        spread = distillation_loss(s, _step_mean(s, step_mask), step_mask, units, d.layers, "mean")
+        mse = distillation_loss(s, s_hat, step_mask, units, d.layers, "mean")
+        losses["distill_relative"] = mse / tf.maximum(spread, 1e-8)
+        losses["loss"] = losses["feature_loss"] + d.lambda_ * losses["distill_loss"]
         return losses, out
 
     def train_step(self, data):
