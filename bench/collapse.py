@@ -1,0 +1,114 @@
+"""Benchmark: why does the free-running student collapse to a drone? One short distillation per
+candidate recipe from the same teacher, each measured the same way.
+
+Run by hand (hours on 2 CPU cores)::
+
+    python bench/collapse.py --teacher work/en/teacher --data work/en/data --out collapse_en \
+        --steps 150 [--only NAME ...] [--n 14]
+
+For every candidate (a name and ``--set`` overrides of the distillation config, table
+``CANDIDATES``), ``tacokd distill`` runs ``--steps`` steps from the teacher into
+``OUT/<name>`` (resumable), then the student is evaluated on ``--n`` in-domain test
+sentences and the built-in hard set (``tacokd evaluate`` with attention and the judge).
+Printed per candidate, next to the teacher decoding freely: temporal modulation and global
+variance of the log-mel relative to the natural recordings (bench/smoothness.py's
+measures), the judge's error rate in domain, attention errors on the hard set, and the last
+training losses (feature loss, Loss_d, Loss_d relative to the spread of the teacher's states).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from smoothness import modulation  # noqa: E402
+
+#: name -> overrides (TOML values); "default" is the shipped recipe
+CANDIDATES: dict[str, list[str]] = {
+    "default": [],
+    "lr1e-4": ["train.learning_rate=1e-4", "train.final_learning_rate=1e-5"],
+    "stopgrad": ["train.free_running_stop_gradient=true"],
+    "sum": ["distill.loss_reduction='sum'"],
+    "sum-lr1e-4": ["distill.loss_reduction='sum'", "train.learning_rate=1e-4", "train.final_learning_rate=1e-5"],
+    "l1l2": ["distill.feature_loss='l1+l2'"],
+    "teacher-target": ["distill.feature_target='teacher'"],
+    "teacher-target-lr1e-4": ["distill.feature_target='teacher'", "train.learning_rate=1e-4",
+                              "train.final_learning_rate=1e-5"],
+    "kd-only-lr1e-4": ["distill.feature_weight=0.0", "distill.loss_reduction='sum'",
+                       "train.learning_rate=1e-4", "train.final_learning_rate=1e-5"],
+    "no-prenet-dropout": ["model.prenet_dropout=0.0"],
+}
+
+
+def smoothness(eval_dir: Path, natural: dict[str, Path], system: str, n: int) -> tuple[float, float]:
+    rows = [r for r in csv.DictReader((eval_dir / "utterances.csv").open(encoding="utf-8"))
+            if r["status"] == "ok" and r["system"] == system][:n]
+    mine = np.array([modulation(eval_dir / r["wav"]) for r in rows])
+    ref = np.array([modulation(natural[r["id"]]) for r in rows])
+    return float(mine[:, 0].mean() / ref[:, 0].mean()), float(mine[:, 1].mean() / ref[:, 1].mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--teacher", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", default=None, help="config (default: the teacher's)")
+    p.add_argument("--steps", type=int, default=150)
+    p.add_argument("--n", type=int, default=14, help="in-domain sentences")
+    p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
+    args = p.parse_args()
+
+    from tf_tacokd.config import load_config
+    from tf_tacokd.distill import distill
+    from tf_tacokd.evaluate.runner import run_evaluation
+    from tf_tacokd.evaluate.testsets import indomain
+
+    base = args.config or str(args.teacher / "config.toml")
+    lang = load_config(base).text.language
+    natural = {t.id: t.audio for t in indomain(args.data, args.n) if t.audio is not None}
+    names = args.only or list(CANDIDATES)
+    rows = []
+    systems = [("teacher-FR", args.teacher)]
+    for name in names:
+        run = args.out / name
+        cfg = load_config(base, CANDIDATES[name])
+        distill(cfg, args.data, args.teacher, run, steps=args.steps, verbose=0, echo=lambda s: None)
+        systems.append((name, run))
+    for name, run in systems:
+        ind = run_evaluation([run], args.out / "eval" / name / "indomain", names=[name],
+                             sentences="builtin-indomain", data_dir=args.data, limit=args.n,
+                             metrics=["attention", "intelligibility"])
+        hard = run_evaluation([run], args.out / "eval" / name / "hard", names=[name],
+                              sentences="builtin-hard", metrics=["attention", "intelligibility"])
+        mod, gv = smoothness(args.out / "eval" / name / "indomain", natural, name, args.n)
+        s_in, s_hard = ind["systems"][name], hard["systems"][name]
+        key = "judge_wer" if lang == "en" else "judge_ser"
+        last = {}
+        if (run / "history.csv").is_file():
+            last = list(csv.DictReader((run / "history.csv").open(encoding="utf-8")))[-1]
+        rows.append({"name": name, "modulation": mod, "gv": gv, "judge_in": s_in.get(key),
+                     "judge_hard": s_hard.get(key),
+                     "hard_errors": s_hard["skips"] + s_hard["repeats"] + s_hard["incomplete"],
+                     "feature_loss": last.get("feature_loss"), "distill_loss": last.get("distill_loss"),
+                     "distill_relative": last.get("distill_relative")})
+    (args.out / "collapse.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    print(f"| recipe ({args.steps} steps) | modulation / natural | GV / natural | judge error in domain % "
+          "| judge error hard % | hard attention errors | feature loss | Loss_d | Loss_d / teacher spread |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f = lambda v, k=".3f": "–" if v in (None, "") else format(float(v), k)  # noqa: E731
+        print(f"| {r['name']} | {f(r['modulation'], '.2f')} | {f(r['gv'], '.2f')} | "
+              f"{f(100 * r['judge_in'] if r['judge_in'] is not None else None, '.1f')} | "
+              f"{f(100 * r['judge_hard'] if r['judge_hard'] is not None else None, '.1f')} | {r['hard_errors']} | "
+              f"{f(r['feature_loss'])} | {f(r['distill_loss'])} | {f(r['distill_relative'])} |")
+
+
+if __name__ == "__main__":
+    main()
