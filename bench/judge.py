@@ -17,7 +17,7 @@ split is the in-domain set). Rows, each scored against the text that should have
   the in-domain sentences, as a user hears them (``tacokd synthesize``);
 - speed: scoring throughput in seconds of audio per second of wall clock.
 
-English: WER / CER / (ins+del) per word; Mandarin: tone-syllable error / without tones /
+English (in espeak-ng phonemes, one token per word): WER / phoneme error / (ins+del) per word; Mandarin: tone-syllable error / without tones /
 (ins+del) per syllable. Rates are pooled over reference units.
 """
 
@@ -37,7 +37,8 @@ import soundfile as sf
 from tf_tacokd.audio import load_audio, log_mel, mel_to_audio
 from tf_tacokd.config import load_config
 from tf_tacokd.data.corpora import read_corpus
-from tf_tacokd.evaluate.intelligibility import intelligibility_scores
+from tf_tacokd.evaluate.intelligibility import label_scores
+from tf_tacokd.judge.frontend import label_text
 from tf_tacokd.evaluate.testsets import builtin_hard, indomain
 from tf_tacokd.judge import Judge
 from tf_tacokd.judge.corpus import _spoken, espeak_variant
@@ -45,7 +46,7 @@ from tf_tacokd.text import TextFrontEnd
 
 
 def pooled(refs: list[str], hyps: list[str], lang: str) -> dict[str, float]:
-    scores = [intelligibility_scores(r, h, lang) for r, h in zip(refs, hyps)]
+    scores = [label_scores(label_text(r, lang), h, lang) for r, h in zip(refs, hyps)]
     unit = "words" if lang == "en" else "syllables"
     n = sum(s[unit] for s in scores)
     keys = ("wer", "cer", "insdel_word") if lang == "en" else ("ser", "ser_toneless", "insdel_syllable")
@@ -113,7 +114,7 @@ def main() -> None:
 
     print(f"# judge calibration ({lang}): {len(test)} in-domain test sentences of {args.data}, "
           f"{len(builtin_hard(lang))} hard sentences\n")
-    head = ("| audio | n | WER % | CER % | (ins+del)/word % | note |" if lang == "en" else
+    head = ("| audio | n | WER % | phoneme error % | (ins+del)/word % | note |" if lang == "en" else
             "| audio | n | tone-syllable error % | without tones % | (ins+del)/syllable % | note |")
     print(head + "\n|---|---|---|---|---|---|")
 
@@ -133,7 +134,7 @@ def main() -> None:
     hard_hyps = judge.transcribe([w for w, _ in hard_audio], [sr for _, sr in hard_audio])
     floor_hard = pooled(hard_spoken, hard_hyps, lang)
     print(fmt("espeak-ng rendering, built-in hard set", floor_hard, lang))
-    worst = sorted(zip(hard_spoken, hard_hyps), key=lambda x: -intelligibility_scores(x[0], x[1], lang)[
+    worst = sorted(zip(hard_spoken, hard_hyps), key=lambda x: -label_scores(label_text(x[0], lang), x[1], lang)[
         "wer" if lang == "en" else "ser"])[:3]
 
     voc = []
@@ -168,7 +169,7 @@ def main() -> None:
             if changed is None:
                 continue
             w, sr = espeak_variant(changed, lang)
-            s = intelligibility_scores(base, judge.transcribe([w], sr)[0], lang)
+            s = label_scores(label_text(base, lang), judge.transcribe([w], sr)[0], lang)
             hit = s["word_del" if lang == "en" else "syl_del"] if how == "drop" else s[
                 "word_ins" if lang == "en" else "syl_ins"]
             detected += hit >= 1

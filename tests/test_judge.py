@@ -70,14 +70,28 @@ def test_syllables_tones_erhua_and_neutral_tone():
     assert intelligibility_scores("yi1 ge4 r5", "yi1 ger4", "zh")["ser"] == 0.0
 
 
+@requires_espeak
 def test_label_text():
-    assert label_text("doctor smith's car, nineteen seventy-seven.", "en") == \
-        "doctor smith's car nineteen seventy seven"
+    # English: espeak-ng's phonemes, one token per word, no stress or pause marks
+    hello = label_text("hello world.", "en")
+    assert len(hello.split()) == 2 and "'" not in hello and "_" not in hello
+    assert label_text("one, one. one one", "en").split() == [label_text("one", "en")] * 4
+    assert label_text("...", "en") == ""
     assert label_text("yin2 hang2 hang2 zhang3, le5.", "zh") == "yin2 hang2 hang2 zhang3 le5"
     for lang in ("en", "zh"):
         a = ALPHABETS[lang]
-        text = "it's a test" if lang == "en" else "ni3 hao3 ma5"
+        text = label_text("it's a test of the thirty-three thieves.", "en") if lang == "en" else "ni3 hao3 ma5"
         assert a.decode(a.encode(text)) == text and 0 not in a.encode(text)
+
+
+def test_label_scores_count_words_and_phonemes():
+    from tf_tacokd.evaluate.intelligibility import label_scores
+
+    s = label_scores("h@loU w3:ld", "h@loU h@loU w3:ld", "en")
+    assert (s["word_ins"], s["word_del"], s["words"], s["chars"]) == (1, 0, 2, 10)
+    s = label_scores("h@loU w3:ld", "h@lo w3:ld", "en")
+    assert s["word_sub"] == 1 and s["cer"] == pytest.approx(1 / 10)
+    assert label_scores("ni3 hao3", "ni3", "zh")["syl_del"] == 1
 
 
 # ---------------------------------------------------------------------------
@@ -119,6 +133,7 @@ def test_greedy_decode_matches_tensorflow():
 # ---------------------------------------------------------------------------
 
 
+@requires_espeak
 def test_judge_corpus_excludes_hard_and_heldout_sentences(tmp_path):
     from tf_tacokd.evaluate.testsets import builtin_hard
     from tf_tacokd.judge.corpus import KINDS, _spoken, excluded_labels, judge_items
@@ -242,13 +257,15 @@ def test_shipped_judge_hears_espeak(lang):
         spoken = [_spoken(fe, t, lang) for t in FLOOR_SENTENCES[lang]]
     audio = [espeak_variant(s, lang) for s in spoken]
     hyps = judge.transcribe([a for a, _ in audio], [sr for _, sr in audio])
+    from tf_tacokd.evaluate.intelligibility import label_scores
+
     key, unit = ("wer", "words") if lang == "en" else ("ser", "syllables")
-    scores = [intelligibility_scores(s, h, lang) for s, h in zip(spoken, hyps)]
+    scores = [label_scores(label_text(s, lang), h, lang) for s, h in zip(spoken, hyps)]
     pooled = sum(x[key] * x[unit] for x in scores) / sum(x[unit] for x in scores)
     assert pooled <= 0.1, list(zip(spoken, hyps))
     # a drone of the right length is heard as (almost) nothing
     wav, sr = audio[0]
     drone = np.tile(np.sin(2 * np.pi * 150 * np.arange(sr // 10) / sr), len(wav) // (sr // 10) + 1)[: len(wav)]
     heard = judge.transcribe([0.3 * drone.astype(np.float32)], sr)[0]
-    assert intelligibility_scores(spoken[0], heard, lang)[f"{'word' if lang == 'en' else 'syl'}_del"] >= \
+    assert label_scores(label_text(spoken[0], lang), heard, lang)[f"{'word' if lang == 'en' else 'syl'}_del"] >= \
         0.8 * scores[0][unit]

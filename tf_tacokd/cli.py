@@ -682,8 +682,8 @@ def judge_score_cmd(wavs: tuple[Path, ...], lang: str, texts: tuple[str, ...], j
     A text is normalised by the TTS front end first (numbers, abbreviations, Hanzi to
     pinyin), so give what was synthesised.
     """
-    from .evaluate.intelligibility import intelligibility_scores
-    from .judge import Judge
+    from .evaluate.intelligibility import label_scores
+    from .judge import Judge, label_text
     from .text import TextFrontEnd
 
     if texts and len(texts) != len(wavs):
@@ -700,9 +700,10 @@ def judge_score_cmd(wavs: tuple[Path, ...], lang: str, texts: tuple[str, ...], j
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 reference = fe.normalize(texts[k])
-            s = intelligibility_scores(reference, hyp, lang)
+            s = label_scores(label_text(reference, lang), hyp, lang)
             if lang == "en":
-                click.echo(f"  reference: {reference}\n  WER {s['wer']:.1%}  CER {s['cer']:.1%}  "
+                click.echo(f"  reference: {reference} ({label_text(reference, lang)})\n  WER {s['wer']:.1%}  "
+                           f"phoneme error {s['cer']:.1%}  "
                            f"(ins+del)/words {s['insdel_word']:.1%}  ins {s['word_ins']} del {s['word_del']} "
                            f"sub {s['word_sub']}")
             else:

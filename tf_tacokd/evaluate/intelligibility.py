@@ -10,7 +10,11 @@ are preferred to a deletion plus an insertion. With ``N = len(r)`` tokens and ``
 - ins+del rate = ``(I + D) / N``: the paper's robustness figure (a skipped word is a
   deletion, a repeated one an insertion; Liu et al. 2020, Table 1).
 
-Units:
+The judge (:mod:`tf_tacokd.judge`) writes English as espeak-ng phonemes, one token per
+word; :func:`label_scores` compares such labels (words = tokens, characters = phoneme
+symbols). :func:`intelligibility_scores` compares plain texts (another recogniser's output).
+
+Units of plain texts:
 
 - English words: the normalised text (``TextFrontEnd.normalize``) lower-cased, hyphens
   read as spaces, everything but ``a-z``, apostrophe and space dropped
@@ -44,6 +48,7 @@ __all__ = [
     "pinyin_syllables",
     "toneless",
     "intelligibility_scores",
+    "label_scores",
 ]
 
 
@@ -175,3 +180,22 @@ def intelligibility_scores(reference: str, hypothesis: str, lang: str) -> dict[s
                 "cer": c.rate(), "syllables": s.reference, "chars": c.reference, "syl_ins": s.insertions,
                 "syl_del": s.deletions, "syl_sub": s.substitutions}
     raise ValueError(f"unknown language {lang!r}: expected 'en' or 'zh'")
+
+
+def label_scores(reference: str, hypothesis: str, lang: str) -> dict[str, float]:
+    """Like :func:`intelligibility_scores`, for texts already in the judge's label space
+    (:func:`tf_tacokd.judge.frontend.label_text`): English words are the space-separated
+    tokens (a word's phonemes) and ``cer`` is over phoneme symbols; Mandarin as there.
+
+    Example:
+        >>> label_scores("h@loU w3:ld", "h@loU h@loU w3:ld", "en")["word_ins"]
+        1
+    """
+    if lang != "en":
+        return intelligibility_scores(reference, hypothesis, lang)
+    ref, hyp = reference.split(), hypothesis.split()
+    w = edit_counts(ref, hyp)
+    c = edit_counts(list("".join(ref)), list("".join(hyp)))
+    return {"wer": w.rate(), "cer": c.rate(), "insdel_word": w.ins_del_rate(),
+            "insdel_char": c.ins_del_rate(), "words": w.reference, "chars": c.reference,
+            "word_ins": w.insertions, "word_del": w.deletions, "word_sub": w.substitutions}

@@ -28,7 +28,7 @@ CSV_COLUMNS = [
     "finished", "skips", "skipped_tokens", "repeats", "incomplete", "focus_rate", "diagonal_score",
     "duration_ratio", "asr_hypothesis", "reference_words", "hits", "substitutions", "deletions",
     "insertions", "wer", "cer", "ins_del_rate", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808",
-    "mcd", "judge_transcript", "judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char",
+    "mcd", "judge_reference", "judge_transcript", "judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char",
     "judge_words", "judge_chars", "judge_word_ins", "judge_word_del", "judge_word_sub", "judge_ser",
     "judge_ser_toneless", "judge_insdel_syllable", "judge_syllables", "judge_syl_ins", "judge_syl_del",
     "judge_syl_sub", "synth_ms", "wav", "alignment_png",

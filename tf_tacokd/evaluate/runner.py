@@ -202,12 +202,13 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
         "wav": str(wav_path.relative_to(out)), "alignment_png": str(png.relative_to(out)),
     }
     if tools.status.get("intelligibility") == "ok":
-        from .intelligibility import intelligibility_scores
+        from ..judge import label_text
+        from .intelligibility import label_scores
 
         heard = tools.judge.transcribe([result.wav], result.sample_rate)[0]
-        row["judge_transcript"] = heard
-        row.update({f"judge_{k}": v for k, v in
-                    intelligibility_scores(result.normalized[0], heard, system.language).items()})
+        reference = label_text(result.normalized[0], system.language)
+        row["judge_transcript"], row["judge_reference"] = heard, reference
+        row.update({f"judge_{k}": v for k, v in label_scores(reference, heard, system.language).items()})
     if tools.status.get("asr") == "ok":
         hyp = tools.asr.transcribe(result.wav, result.sample_rate, seed=seed + index)
         row["asr_hypothesis"] = hyp

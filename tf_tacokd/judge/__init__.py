@@ -128,11 +128,13 @@ class Judge:
 
     def score(self, wav: np.ndarray, sample_rate: int, reference: str) -> dict:
         """Transcript and intelligibility figures of one utterance against the normalised text
-        it should say (see :func:`~tf_tacokd.evaluate.intelligibility.intelligibility_scores`)."""
-        from ..evaluate.intelligibility import intelligibility_scores
+        it should say, both in the judge's label space (English: espeak-ng phonemes per word;
+        see :func:`~tf_tacokd.evaluate.intelligibility.label_scores`)."""
+        from ..evaluate.intelligibility import label_scores
 
         hyp = self.transcribe([wav], sample_rate)[0]
-        return {"transcript": hyp, **intelligibility_scores(reference, hyp, self.lang)}
+        ref = label_text(reference, self.lang)
+        return {"transcript": hyp, "reference": ref, **label_scores(ref, hyp, self.lang)}
 
 
 def pack_judge(judge_dir: str | Path, dest: str | Path | None = None) -> Path:

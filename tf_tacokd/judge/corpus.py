@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .frontend import judge_features, label_text
+from .frontend import judge_features, label_text, labels
 
 __all__ = ["JudgeItem", "judge_items", "excluded_labels", "build_corpus", "load_corpus", "espeak_variant"]
 
@@ -115,9 +115,10 @@ def _spoken(fe, raw: str, lang: str) -> str:
 
 def judge_items(lang: str, size: int, seed: int, exclude: set[str] = frozenset()) -> list[JudgeItem]:
     """``size`` utterances of the judge's corpus (deterministic for a seed), none of whose
-    labels is in ``exclude``; exact duplicates are dropped and replaced."""
+    labels is in ``exclude``; exact duplicates (by label) are dropped and replaced."""
     from ..data.corpora import generate_sentences
     from ..text import TextFrontEnd
+    from .frontend import labels
 
     rng = random.Random(seed)
     fe = TextFrontEnd(lang)
@@ -132,26 +133,32 @@ def judge_items(lang: str, size: int, seed: int, exclude: set[str] = frozenset()
     seen = set(exclude)
     items: list[JudgeItem] = []
     pool = iter(sentences)
+    want = {"sentence": n_sentences, "other": size - n_sentences}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         while len(items) < size:
-            if len(items) < n_sentences:
-                raw, kind = next(pool, None), "sentence"
-                if raw is None:  # the fortunes ran out: the rest are other kinds
-                    n_sentences = len(items)
+            have_sentences = sum(it.kind == "sentence" for it in items)
+            candidates: list[tuple[str, str]] = []
+            for _ in range(max(16, int(1.1 * (size - len(items))))):
+                if have_sentences + sum(k == "sentence" for k, _ in candidates) < want["sentence"]:
+                    raw, kind = next(pool, None), "sentence"
+                    if raw is None:  # the fortunes ran out: the rest are other kinds
+                        want["sentence"] = have_sentences
+                        continue
+                else:
+                    kind = rng.choices(others, weights)[0]
+                    raw = _raw_text(kind, lang, rng, words)
+                try:
+                    candidates.append((kind, _spoken(fe, raw, lang)))
+                except ValueError:
                     continue
-            else:
-                kind = rng.choices(others, weights)[0]
-                raw = _raw_text(kind, lang, rng, words)
-            try:
-                spoken = _spoken(fe, raw, lang)
-            except ValueError:
-                continue
-            label = label_text(spoken, lang)
-            if not label or label in seen:
-                continue
-            seen.add(label)
-            items.append(JudgeItem(len(items), kind, spoken, label))
+            for (kind, spoken), label in zip(candidates, labels([c[1] for c in candidates], lang)):
+                if len(items) >= size:
+                    break
+                if not label or label in seen:
+                    continue
+                seen.add(label)
+                items.append(JudgeItem(len(items), kind, spoken, label))
     rng.shuffle(items)
     return [JudgeItem(i, it.kind, it.spoken, it.label) for i, it in enumerate(items)]
 
@@ -179,7 +186,7 @@ def _tts_heldout(lang: str, size: int, seed: int, val_size: int, test_size: int)
                 continue
     cfg = Config(data=DataConfig(split_seed=seed, val_size=val_size, test_size=test_size))
     split = _split(list(ids), cfg)
-    return frozenset(label_text(ids[i], lang) for i in split["val"] + split["test"])
+    return frozenset(labels([ids[i] for i in split["val"] + split["test"]], lang))
 
 
 def excluded_labels(lang: str, sentence_files: Iterable[str | Path] = (),

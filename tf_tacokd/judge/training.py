@@ -158,10 +158,10 @@ class _Validate(keras.callbacks.Callback):
         self.feats, self.texts, self.alphabet, self.lang, self.writer = feats, texts, alphabet, lang, writer
 
     def on_epoch_end(self, epoch, logs=None):
-        from ..evaluate.intelligibility import intelligibility_scores
+        from ..evaluate.intelligibility import label_scores
 
         hyps = transcribe_features(self.model, self.feats, self.alphabet)
-        scores = [intelligibility_scores(r, h, self.lang) for r, h in zip(self.texts, hyps)]
+        scores = [label_scores(r, h, self.lang) for r, h in zip(self.texts, hyps)]
         unit = "words" if self.lang == "en" else "syllables"
         main = "wer" if self.lang == "en" else "ser"
         n = sum(s[unit] for s in scores)
@@ -257,9 +257,9 @@ def train_judge(lang: str, out: str | Path, settings: JudgeSettings | None = Non
                              keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False)],
                   verbose=verbose)
     hyps = transcribe_features(model, val_feats, alphabet)
-    from ..evaluate.intelligibility import intelligibility_scores
+    from ..evaluate.intelligibility import label_scores
 
-    scores = [intelligibility_scores(r, h, lang) for r, h in zip(val_texts, hyps)]
+    scores = [label_scores(r, h, lang) for r, h in zip(val_texts, hyps)]
     main, unit = ("wer", "words") if lang == "en" else ("ser", "syllables")
     rate = sum(x[main] * x[unit] for x in scores) / max(sum(x[unit] for x in scores), 1)
     model.save(out / "judge.keras")
