@@ -613,8 +613,9 @@ def runs_status_cmd(folders: tuple[Path, ...], depth: int) -> None:
 def judge_grp() -> None:
     """The intelligibility judge: a CTC recogniser for the built-in espeak-ng voices.
 
-    It listens to audio through its own front end and writes English letters or toned
-    pinyin with greedy decoding and no language model, so a skipped word stays a deletion.
+    It listens to audio through its own front end and writes English as espeak-ng phonemes
+    (one token per word) or Mandarin as toned pinyin, with greedy decoding and no language
+    model, so a skipped word stays a deletion.
     `tacokd evaluate` uses the shipped judges for its intelligibility metrics.
     """
 

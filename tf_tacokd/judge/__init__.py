@@ -6,7 +6,8 @@ recogniser (:mod:`.model`) trained on its own espeak-ng corpus (:mod:`.corpus`: 
 seed than the TTS corpora, rate/pitch variation, Griffin-Lim resynthesis, light noise;
 the hard sets and the TTS val/test sentences excluded). It hears audio through its own
 front end (:mod:`.frontend`), decodes greedily with no language model (a language model
-would put skipped words back) and writes English letters or toned pinyin.
+would put skipped words back) and writes English as espeak-ng phonemes (one token per word)
+or Mandarin as toned pinyin.
 
 Shipped judges (float16 weights in ``judge/shipped/<lang>/``) load with
 :meth:`Judge.shipped`; a directory made by ``tacokd judge train`` loads with
