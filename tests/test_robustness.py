@@ -240,3 +240,44 @@ def test_runs_status_shows_step_state_and_holder(tiny_teacher, tmp_path):
     with DirectoryLock(copy, "train"):
         assert f"running (pid {os.getpid()})" in invoke("runs", "status", str(tmp_path / "runs")).output
     assert invoke("runs", "status", str(tmp_path / "nothing_here_")).exit_code == 2
+
+
+# ---------------------------------------------------------------------------
+# 4. Text normalisation
+# ---------------------------------------------------------------------------
+
+
+def test_signs_versions_and_bare_decimals_are_read_right():
+    en, zh = TextFrontEnd("en"), TextFrontEnd("zh")
+    assert en.normalize("-0.5") == "minus zero point five"
+    assert en.normalize("It fell -$3.50 today.") == "it fell minus three dollars, fifty cents today."
+    assert en.normalize("Version 1.2.3") == "version one point two point three"
+    assert en.normalize("pages 1-2") != en.normalize("pages 1 minus 2")  # a range keeps its dash
+    assert zh.normalize(".5") == "ling2 dian3 wu3"
+    assert zh.normalize("-.5度") == "fu4 ling2 dian3 wu3 du4"
+
+
+def test_escapes_control_characters_and_foreign_scripts_are_reported(recwarn):
+    from tf_tacokd.text import UnknownCharacterWarning
+
+    en = TextFrontEnd("en")
+    assert en.normalize("\x1b[31mred\x1b[0m alert") == "red alert"
+    assert en.normalize("bell\x07 here") == "bell here"
+    assert en.normalize("iPhone打") == "iphone"
+    messages = [str(w.message) for w in recwarn if issubclass(w.category, UnknownCharacterWarning)]
+    assert any("U+001B" in m for m in messages) and any("U+0007" in m for m in messages)
+    assert any("U+6253" in m and "--lang zh" in m for m in messages)
+    with pytest.raises(ValueError, match="cannot read"):
+        TextFrontEnd("en", strict=True).normalize("\x1b[31mred")
+    for lang in ("en", "zh"):
+        with pytest.raises(ValueError, match="not valid UTF-8: byte 0xFF"):
+            TextFrontEnd(lang).normalize("bad \udcff byte")
+
+
+def test_huge_numbers_are_linear_and_oversized_text_is_refused():
+    en = TextFrontEnd("en")
+    # was a ValueError past Python's 4300-digit limit, and 97 s at 40,000 digits (quadratic
+    # regexes; 0.5 s now, see bench/text_frontend.py for speed)
+    assert en.normalize("1" * 40_000).split() == ["one"] * 40_000
+    with pytest.raises(ValueError, match="too long"):
+        en.normalize("1" * 100_001)

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -33,6 +34,13 @@ __all__ = [
     "PAD",
     "EOS",
 ]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+#: the longest text one call reads (normalisation is linear, but bounded all the same)
+MAX_TEXT_CHARS = 100_000
 
 
 class UnknownCharacterWarning(UserWarning):
@@ -105,15 +113,29 @@ class TextFrontEnd:
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        if len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"text too long: {len(text):,} characters (the front end reads at most "
+                             f"{MAX_TEXT_CHARS:,} at a time); split it into smaller pieces")
+        bad = _SURROGATE.search(text)
+        if bad:  # undecodable bytes that reached us as surrogate escapes
+            raise ValueError(f"text is not valid UTF-8: byte 0x{ord(bad.group(0)) - 0xDC00:02X} at character "
+                             f"{bad.start()} of {_quote(text)}; re-encode it as UTF-8")
+        original = text
+        escapes = _ANSI.findall(text)
+        text = _ANSI.sub(" ", text)  # terminal colour codes: "\x1b[31m" would be read "thirty-one m"
         if self.language == "en":
             normalized, dropped = normalize_english(text)
         else:
             normalized, dropped = normalize_mandarin(
                 text, prosody_marks=self.prosody_marks, latin=self.latin_in_mandarin
             )
+        if escapes:
+            dropped = ["\x1b", *[c for c in dropped if c != "\x1b"]]
         if dropped:
             listed = " ".join(f"{c!r} (U+{ord(c):04X})" for c in dropped)
-            message = f"{self.language} front end cannot read {listed} in {_quote(text)}"
+            message = f"{self.language} front end cannot read {listed} in {_quote(original)}"
+            if self.language == "en" and any("\u3400" <= c <= "\u9fff" for c in dropped):
+                message += " (Chinese text: use --lang zh / a zh model)"
             if self.strict:
                 raise ValueError(message + "; remove them or use strict = false to drop them")
             warnings.warn(message + "; dropped", UnknownCharacterWarning, stacklevel=2)

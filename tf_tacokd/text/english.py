@@ -79,14 +79,20 @@ _PHONE_RE = re.compile(
 )
 _LEADING_ZERO_RE = re.compile(r"(?<![\d.,])0\d+(?![\d.,]\d)")
 _COMMA_NUMBER_RE = re.compile(r"(?<=\d),(?=\d{3}\b)")
-_PERCENT_RE = re.compile(r"(\d+(?:\.\d+)?)\s?%")
+# (?<!\d) anchors a number at its first digit: without it a long digit run with no "%" or "."
+# costs quadratic time (40,000 digits took 97 s)
+_PERCENT_RE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s?%")
 _DECADE_RE = re.compile(r"(?:'|\b(1[1-9]|20)|\b)(\d)0s\b")
 _PLURAL_NUMBER_RE = re.compile(r"\b([1-9]\d*)s\b")
 _ORDINAL_RE = re.compile(r"\b(\d+)(st|nd|rd|th)\b", re.IGNORECASE)
-_DECIMAL_RE = re.compile(r"(\d*)\.(\d+)")
+_DECIMAL_RE = re.compile(r"(?<!\d)(\d*)\.(\d+)")
+_MINUS_RE = re.compile(r"(?<![\w.])-(?=[$£€¥]?\.?\d)")
+_VERSION_RE = re.compile(r"(?<![\d.])\d{1,6}(?:\.\d{1,6}){2,}(?![.\d])")  # 1.2.3: "one point two point three"
 _NUMBER_RE = re.compile(r"\d+")
 _FRACTION_RE = re.compile(r"(?<![\d/])(\d+)/([2-9]|10)(?![\d/])")
 _WS_RE = re.compile(r"\s+")
+# Han, kana and hangul: unidecode would read 打 as "da" (toneless pinyin) without a word
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
@@ -190,7 +196,7 @@ def _ordinal(m: re.Match[str]) -> str:
 
 
 def _decimal(m: re.Match[str]) -> str:
-    whole = number_to_words(m.group(1)) if m.group(1) else "zero"
+    whole = number_to_words(m.group(1)) if m.group(1) else "zero"  # ".5" is "zero point five"
     return f" {whole} point {_digits(m.group(2))} "
 
 
@@ -204,6 +210,8 @@ def _fraction(m: re.Match[str]) -> str:
 
 def _cardinal_or_year(m: re.Match[str]) -> str:
     text = m.group(0)
+    if len(text) > _MAX_CARDINAL_DIGITS:  # also keeps int() below Python's 4300-digit limit
+        return f" {_digits(text)} "
     value = int(text)
     if len(text) == 4 and 1000 < value < 2100:
         return f" {year_to_words(value)} "
@@ -211,6 +219,10 @@ def _cardinal_or_year(m: re.Match[str]) -> str:
 
 
 def _expand_numbers(text: str) -> str:
+    # a minus sign before a number or an amount ("-5", "-0.5", "-.5", "-$3.50"); "1-2" is a range
+    text = _MINUS_RE.sub(" minus ", text)
+    text = _VERSION_RE.sub(lambda m: " " + " point ".join(number_to_words(p) for p in m.group(0).split(".")) + " ",
+                           text)
     text = _CURRENCY_RE.sub(_currency, text)
     text = _TIME_RE.sub(_time, text)
     text = _PHONE_RE.sub(_phone, text)
@@ -222,8 +234,6 @@ def _expand_numbers(text: str) -> str:
     text = _ORDINAL_RE.sub(_ordinal, text)
     text = _DECIMAL_RE.sub(_decimal, text)
     text = _FRACTION_RE.sub(_fraction, text)
-    # "-5" is minus five at the start of a word, but "1-2" is a range: keep the hyphen.
-    text = re.sub(r"(?<![\w])-(?=\d)", " minus ", text)
     return _NUMBER_RE.sub(_cardinal_or_year, text)
 
 
@@ -265,7 +275,11 @@ def normalize_english(text: str, allowed: frozenset[str] | None = None) -> tuple
     out = []
     for ch in text:
         category = unicodedata.category(ch)
-        if ch.isspace() or category in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+        if ch.isspace() or category in ("Cf", "Zs", "Zl", "Zp"):
+            out.append(" ")
+            continue
+        if category == "Cc" or _CJK.match(ch):  # control characters; Chinese is --lang zh's job
+            dropped.setdefault(ch, None)
             out.append(" ")
             continue
         if category.startswith("M"):  # combining marks left after NFKC carry no sound
