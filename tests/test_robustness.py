@@ -281,3 +281,41 @@ def test_huge_numbers_are_linear_and_oversized_text_is_refused():
     assert en.normalize("1" * 40_000).split() == ["one"] * 40_000
     with pytest.raises(ValueError, match="too long"):
         en.normalize("1" * 100_001)
+
+
+# ---------------------------------------------------------------------------
+# 5 and 6. Preprocessing notices edited items and damaged shards
+# ---------------------------------------------------------------------------
+
+
+def test_preprocess_redoes_edited_and_damaged_shards(tmp_path):
+    from tf_tacokd.config import load_config
+    from tf_tacokd.data.dataset import load_manifest, make_dataset
+    from tf_tacokd.data.preprocess import preprocess
+
+    from .conftest import TINY_RUN_SETTINGS, make_ljspeech
+    from .test_preprocess import read_records
+
+    def read_records_text(data):
+        return " ".join(r["text"] for p in sorted((data / "shards").glob("*.tfrecord"))
+                        for r in read_records(p, cfg.audio.n_mels))
+
+    make_ljspeech(tmp_path / "corpus")
+    cfg = load_config("tiny_en", TINY_RUN_SETTINGS)
+    said: list[str] = []
+    preprocess(cfg, tmp_path / "corpus", tmp_path / "data")
+    # edit one transcript: its shard is redone, the others are reused
+    meta = tmp_path / "corpus" / "metadata.csv"
+    meta.write_text(meta.read_text().replace("a short one", "a much shorter one"))
+    report = preprocess(cfg, tmp_path / "corpus", tmp_path / "data", echo=said.append)
+    assert report.shards_written == 1 and any("texts or audio changed" in s for s in said)
+    assert "a much shorter one" in read_records_text(tmp_path / "data")
+    # cut a shard short: training refuses it by name, preprocessing redoes it
+    shard = sorted((tmp_path / "data" / "shards").glob("train-*.tfrecord"))[0]
+    shard.write_bytes(shard.read_bytes()[:50])
+    with pytest.raises(ValueError, match=f"{shard.name}.*damaged"):
+        make_dataset(tmp_path / "data", "train", cfg)
+    said.clear()
+    report = preprocess(cfg, tmp_path / "corpus", tmp_path / "data", echo=said.append)
+    assert report.shards_written == 1 and any("damaged" in s for s in said)
+    assert load_manifest(tmp_path / "data").shards("train")

@@ -58,9 +58,23 @@ class Manifest:
         return int(self.data["audio"]["n_mels"])
 
     def shards(self, split: str) -> list[str]:
+        """The split's shard files, each checked against the size preprocessing recorded (a
+        shard cut short would otherwise end training with a DataLossError naming no file)."""
         if split not in self.data["shards"]:
             raise ValueError(f"unknown split {split!r}: expected one of {sorted(self.data['shards'])}")
-        return [str(self.root / p) for p in self.data["shards"][split]]
+        checks = self.data.get("shard_checks", {})
+        paths = []
+        for rel in self.data["shards"][split]:
+            path = self.root / rel
+            expected = (checks.get(rel) or [None])[0]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing shard; re-run `tacokd preprocess` into {self.root}")
+            if expected is not None and path.stat().st_size != expected:
+                raise ValueError(f"{path}: {path.stat().st_size} bytes, but preprocessing wrote {expected}: the "
+                                 f"shard is damaged; re-run `tacokd preprocess` into {self.root} (it redoes "
+                                 "damaged shards)")
+            paths.append(str(path))
+        return paths
 
     def count(self, split: str) -> int:
         return int(self.data["counts"][split])

@@ -30,6 +30,7 @@ import os
 import random
 import time
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -117,7 +118,7 @@ def _compute_shard(task: dict[str, Any]) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "name": task["name"], "split": task["split"], "count": 0, "seconds": 0.0, "frames": 0,
         "mel_sum": np.zeros(n_mels, np.float64), "mel_sumsq": np.zeros(n_mels, np.float64),
-        "rejected": [], "frame_lengths": [], "text_lengths": [],
+        "rejected": [], "frame_lengths": [], "text_lengths": [], "content": task.get("content"),
     }  # fmt: skip
     examples = []
     for item in task["items"]:
@@ -156,8 +157,31 @@ def _write_shard(result: dict[str, Any]) -> dict[str, Any]:
         for example in result["examples"]:
             writer.write(_serialize(*example))
     os.replace(tmp, out)
+    result["summary"]["bytes"], result["summary"]["crc32"] = _file_check(out)
     _write_json(out.with_suffix(".json"), result["summary"])
     return result["summary"]
+
+
+def _file_check(path: Path) -> tuple[int, int]:
+    """Size and CRC-32 of a file (read in 1 MiB blocks)."""
+    crc, size = 0, 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            crc, size = zlib.crc32(block, crc), size + len(block)
+    return size, crc
+
+
+def _content_key(items: list[dict[str, Any]]) -> str:
+    """What a shard was made from: each item's id, text and audio file (size, mtime)."""
+    h = hashlib.sha256()
+    for it in items:
+        try:
+            st = os.stat(it["audio_path"])
+            audio = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            audio = "missing"
+        h.update(f"{it['id']}\t{it['text']}\t{audio}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def _process_shard(task: dict[str, Any]) -> dict[str, Any]:
@@ -282,19 +306,34 @@ def _preprocess_locked(cfg: Config, corpus_dir: str | Path, out_dir: str | Path,
 
     summaries: dict[str, dict[str, Any]] = {}
     tasks = []
+    changed, damaged = [], []
     for shard in plan["shards"]:
         summary_path = shard_dir / f"{shard['name']}.json"
-        if summary_path.is_file() and (shard_dir / f"{shard['name']}.tfrecord").is_file():
-            summaries[shard["name"]] = json.loads(summary_path.read_text(encoding="utf-8"))
-            if progress:
-                progress(len(shard["items"]))
-            continue
-        tasks.append({"name": shard["name"], "split": shard["split"],
-                      "path": str(shard_dir / f"{shard['name']}.tfrecord"),
-                      "items": [by_id[i] for i in shard["items"]], "config": cfg.to_dict()})
+        record_path = shard_dir / f"{shard['name']}.tfrecord"
+        items_of = [by_id[i] for i in shard["items"]]
+        content = _content_key(items_of)
+        if summary_path.is_file() and record_path.is_file():
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            if summary.get("content") != content:  # an edited transcript or a replaced wav
+                changed.append(shard["name"])
+            elif (summary.get("bytes"), summary.get("crc32")) != _file_check(record_path):
+                damaged.append(shard["name"])  # cut short or corrupted after it was written
+            else:
+                summaries[shard["name"]] = summary
+                if progress:
+                    progress(len(shard["items"]))
+                continue
+        tasks.append({"name": shard["name"], "split": shard["split"], "path": str(record_path),
+                      "items": items_of, "config": cfg.to_dict(), "content": content})
     skipped_shards = len(summaries)
     if skipped_shards:
-        echo(f"resuming: {skipped_shards} of {len(plan['shards'])} shards already done")
+        echo(f"resuming: {skipped_shards} of {len(plan['shards'])} shards already done and intact")
+    if changed:
+        echo(f"redoing {len(changed)} shard(s) whose texts or audio changed since they were made: "
+             f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
+    if damaged:
+        echo(f"redoing {len(damaged)} damaged shard(s) (size or CRC differs from when written): "
+             f"{', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}")
     n_todo = sum(len(t["items"]) for t in tasks)
     t0 = time.perf_counter()
     for summary in _run(tasks, workers):
@@ -356,6 +395,7 @@ def _manifest(cfg: Config, fe: TextFrontEnd, plan: dict[str, Any], summaries: di
     counts = {s: 0 for s in SPLITS}
     seconds = {s: 0.0 for s in SPLITS}
     shards: dict[str, list[str]] = {s: [] for s in SPLITS}
+    checks: dict[str, list[int | None]] = {}
     frame_lengths: list[int] = []
     text_lengths: list[int] = []
     n_mels = cfg.audio.n_mels
@@ -367,6 +407,7 @@ def _manifest(cfg: Config, fe: TextFrontEnd, plan: dict[str, Any], summaries: di
         seconds[split] += s["seconds"]
         if s["count"]:
             shards[split].append(f"shards/{s['name']}.tfrecord")
+            checks[f"shards/{s['name']}.tfrecord"] = [s.get("bytes"), s.get("crc32")]
         if split == "train":
             total += np.asarray(s["mel_sum"])
             total_sq += np.asarray(s["mel_sumsq"])
@@ -382,6 +423,7 @@ def _manifest(cfg: Config, fe: TextFrontEnd, plan: dict[str, Any], summaries: di
         "hours": {k: round(v / 3600, 4) for k, v in seconds.items()},
         "rejected": len(rejected),
         "shards": shards,
+        "shard_checks": checks,  # [bytes, crc32] of each shard file, verified before use
         "train_frames": int(frames),
         # every 5th percentile of the training split: bucket boundaries for batching
         "frame_length_percentiles": _percentiles(frame_lengths),
