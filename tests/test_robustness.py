@@ -4,6 +4,7 @@ message, never a traceback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -319,3 +320,62 @@ def test_preprocess_redoes_edited_and_damaged_shards(tmp_path):
     report = preprocess(cfg, tmp_path / "corpus", tmp_path / "data", echo=said.append)
     assert report.shards_written == 1 and any("damaged" in s for s in said)
     assert load_manifest(tmp_path / "data").shards("train")
+
+
+# ---------------------------------------------------------------------------
+# 10. Clean errors instead of tracebacks or rc 0
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.learning_rate=nan", "finite"), ("train.learning_rate=inf", "finite"),
+    ("train.batch_size=1e23", "expected int"), ("train.steps=99999999999999999999", "out of range")])
+def test_config_rejects_non_finite_and_huge_values(override, message):
+    result = invoke("config", "show", "tiny_en", "--set", override)
+    assert result.exit_code == 1 and message in result.output and override.split("=")[0].split(".")[1] in result.output
+
+
+def test_output_paths_are_checked_before_any_work(tiny_teacher, tmp_path):
+    (tmp_path / "file").write_text("x")
+    cases = [str(tmp_path / "file" / "out.wav"),  # parent is a file
+             str(tmp_path / "noext"),  # no extension
+             str(tmp_path)]  # a folder
+    for out in cases:
+        result = invoke("synthesize", "hi", "--run", str(tiny_teacher), "--out", out)
+        assert result.exit_code == 2 and "--out" in result.output and "Traceback" not in result.output
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if not os.access(ro, os.W_OK):  # root can write anywhere: nothing to test then
+            result = invoke("export", "--run", str(tiny_teacher), "--out", str(ro / "m.tflite"))
+            assert result.exit_code == 2 and "not writable" in result.output
+    finally:
+        ro.chmod(0o700)
+
+
+def test_preprocess_with_nothing_usable_fails_with_the_reason(tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "wavs").mkdir(parents=True)
+    (corpus / "metadata.csv").write_text("")
+    result = invoke("preprocess", "--config", "tiny_en", "--corpus", str(corpus), "--out", str(tmp_path / "d1"))
+    assert result.exit_code == 1 and "no usable utterances" in result.output
+    (corpus / "metadata.csv").write_text("a|Hello there|hello there\nb|Good bye|good bye\n")
+    result = invoke("preprocess", "--config", "tiny_en", "--corpus", str(corpus), "--out", str(tmp_path / "d2"))
+    assert result.exit_code == 1 and "missing audio file" in result.output
+    db = tmp_path / "db"
+    (db / "ProsodyLabeling").mkdir(parents=True)
+    (db / "Wave").mkdir()
+    (db / "ProsodyLabeling" / "000001-000001.txt").write_bytes("000001\t你好。\n\tni3 hao3\n".encode("gbk"))
+    result = invoke("preprocess", "--config", "tiny_zh", "--corpus", str(db), "--out", str(tmp_path / "d3"))
+    assert result.exit_code == 1 and "not valid UTF-8" in result.output
+
+
+def test_pretrained_with_an_unwritable_cache_names_the_variable(tmp_path, monkeypatch):
+    import tf_tacokd.pretrained as pretrained
+
+    monkeypatch.setenv("TF_TACOKD_CACHE", "/proc/tacokd-cache")
+    if not pretrained.available():
+        pytest.skip("no shipped models")
+    result = invoke("synthesize", "hi", "--pretrained", "en", "--out", str(tmp_path / "x.wav"))
+    assert result.exit_code == 1 and "TF_TACOKD_CACHE" in result.output

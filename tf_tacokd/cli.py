@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import sys
 import warnings
@@ -30,6 +31,8 @@ TRAINING_STRATEGY = click.option(
     "--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default=None,
     help="default: one device; mirrored: all visible GPUs; multiworker: several processes/machines, "
          "each run with its own TF_CONFIG  [default: train.strategy].")
+#: upper bound of every integer option (steps, sizes, seeds are int32 inside the graphs)
+INT32_MAX = 2**31 - 1
 SET_HELP = "Override a config value, e.g. --set train.batch_size=16 (repeatable; TOML syntax)."
 
 
@@ -87,6 +90,23 @@ def _stop_signals_save():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _output_file(path: Path, suffix: str, option: str = "--out") -> Path:
+    """Check an output file path before any work starts: the right extension, a parent that
+    is (or can be made) a writable folder, and not a folder itself."""
+    if path.suffix.lower() != suffix:
+        raise click.BadParameter(f"{path}: the file name must end in {suffix}", param_hint=option)
+    if path.is_dir():
+        raise click.BadParameter(f"{path} is a folder; give a file name ending in {suffix}", param_hint=option)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise click.BadParameter(f"cannot create the folder {parent}: {e.strerror or e}", param_hint=option) from None
+    if not os.access(parent, os.W_OK) or not os.access(parent, os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise click.BadParameter(f"{path}: not writable (check the folder's permissions)", param_hint=option)
+    return path
 
 
 def _load(config: str, overrides: tuple[str, ...]):
@@ -188,11 +208,11 @@ def config_show(config: str, overrides: tuple[str, ...], out: Path | None) -> No
               help="en: LJSpeech layout, voice en-us; zh: DataBaker layout, voice cmn-latn-pinyin.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Corpus directory to write (re-running resumes).")
-@click.option("--size", type=click.IntRange(min=1), default=3000, show_default=True,
+@click.option("--size", type=click.IntRange(min=1, max=INT32_MAX), default=3000, show_default=True,
               help="Number of utterances.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0, max=INT32_MAX), default=0, show_default=True,
               help="Sentence selection seed; the corpus is deterministic for a seed.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=INT32_MAX), default=2, show_default=True,
               help="Parallel espeak-ng processes.")
 def make_corpus_cmd(lang: str, out: Path, size: int, seed: int, workers: int) -> None:
     """Synthesise the built-in zero-download corpus with espeak-ng.
@@ -221,7 +241,7 @@ def make_corpus_cmd(lang: str, out: Path, size: int, seed: int, workers: int) ->
               help="Corpus directory (LJSpeech or DataBaker layout, per data.corpus_format).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output directory for shards and manifest (re-running resumes).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=INT32_MAX), default=1, show_default=True,
               help="Feature processes (each imports TensorFlow once).")
 @click.option("--strict", is_flag=True, help="Fail on the first bad item instead of skipping it.")
 @click.option("--overwrite", is_flag=True,
@@ -274,7 +294,7 @@ def _print_preprocess_report(report) -> None:
                    "running from step 0 (baselines)  [default: the config's train.mode].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Run directory; if it holds checkpoints, training resumes.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
+@click.option("--steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Total steps to reach  [default: train.steps].")
 @TRAINING_STRATEGY
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
@@ -310,7 +330,7 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
               help="The student's run directory; if it holds checkpoints, training resumes.")
 @click.option("--lambda", "lambda_", type=click.FloatRange(min=0.0), default=None,
               help="Weight of the distillation loss  [default: distill.lambda, 1.0 in the paper].")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
+@click.option("--steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Total steps to reach  [default: distill.steps].")
 @TRAINING_STRATEGY
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
@@ -345,13 +365,13 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
               help="Preprocessed data directory (the teacher's).")
 @click.option("--teacher", type=click.Path(exists=True, path_type=Path), required=True,
               help="The teacher's run directory (or its .keras file).")
-@click.option("--trials", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--trials", type=click.IntRange(min=1, max=INT32_MAX), default=8, show_default=True,
               help="Number of trials.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Search directory: keras-tuner state and trials.csv (re-running resumes).")
 @click.option("--tuner", type=click.Choice(["random", "bayesian"]), default="random", show_default=True,
               help="keras-tuner search algorithm.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
+@click.option("--steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Training steps per trial  [default: distill.steps].")
 @click.option("--strategy", type=click.Choice(["default", "mirrored", "multiworker"]), default="default",
               show_default=True, help="Strategy for each trial's model.fit. multiworker is refused: "
@@ -388,7 +408,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
               help="Also write the attention alignment plot (PNG).")
 @click.option("--max-steps", type=click.IntRange(min=1, max=100_000), default=None,
               help="Decoder step bound per utterance  [default: scaled to its length].")
-@click.option("--seed", type=click.IntRange(min=0, max=2**31 - 1), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0, max=INT32_MAX), default=0, show_default=True,
               help="Prenet dropout and Griffin-Lim seed: same seed, same audio.")
 @click.option("--window/--no-window", default=None,
               help="Constrain attention to a window around its last peak (ESPnet style).")
@@ -408,6 +428,9 @@ def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, pre
     """
     from .synthesize import Synthesizer
 
+    _output_file(out, ".wav")
+    if plot:
+        _output_file(plot, ".png", "--plot")
     run_dir = _one_model_source(run_dir, model_path, pretrained)
     try:
         synth = Synthesizer.from_run(run_dir) if run_dir else Synthesizer.from_model(model_path)
@@ -453,14 +476,14 @@ def runs_options(run_help: str):
               help="Expected language (checked against the runs)  [default: the runs' language].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output directory (report.md, results.json, utterances.csv, wavs, plots).")
-@click.option("--seed", type=int, default=None, help="Base seed: sentence i uses seed+i in every "
+@click.option("--seed", type=click.IntRange(min=0, max=INT32_MAX), default=None, help="Base seed: sentence i uses seed+i in every "
               "system  [default: eval.seed].")
 @click.option("--metrics", default=",".join(METRIC_NAMES), show_default=True,
               help="Comma-separated subset of the metrics.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N sentences.")
+@click.option("--limit", type=click.IntRange(min=1, max=INT32_MAX), default=None, help="Only the first N sentences.")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Preprocessed data for builtin-indomain  [default: the first run's].")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+@click.option("--max-steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Decoder step bound  [default: model.max_decoder_steps].")
 @click.option("--strict", is_flag=True, help="Stop at the first failing utterance instead of listing it.")
 @click.option("--judge", "judge_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -540,13 +563,13 @@ def curves_cmd(runs: tuple[Path, ...], names: str | None, metrics: tuple[str, ..
 @click.option("--quantize", type=click.Choice(["none", "dynamic", "float16"]), default=None,
               help="none: float32 (verified to export.tolerance); dynamic: int8 weights; float16  "
                    "[default: export.quantize].")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+@click.option("--max-steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Decoder step bound baked into the graph  [default: export.max_steps].")
 @click.option("--alignments/--no-alignments", default=None,
               help="Also output attention weights  [default: export.alignments].")
 @click.option("--text", "texts", multiple=True, help="Verification text (repeatable)  "
               "[default: three texts of different lengths].")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Interpreter threads.")
+@click.option("--threads", type=click.IntRange(min=1, max=INT32_MAX), default=None, help="Interpreter threads.")
 def export_cmd(run_dir: Path | None, model_path: Path | None, pretrained: str | None, out: Path,
                quantize: str | None,
                max_steps: int | None, alignments: bool | None, texts: tuple[str, ...],
@@ -559,6 +582,7 @@ def export_cmd(run_dir: Path | None, model_path: Path | None, pretrained: str | 
     """
     from .export import ExportError, export_tflite
 
+    _output_file(out, ".tflite")
     run_dir = _one_model_source(run_dir, model_path, pretrained)
     try:
         result = export_tflite(run_dir or model_path, out, quantize=quantize, max_steps=max_steps,
@@ -624,13 +648,13 @@ def judge_grp() -> None:
 @click.option("--lang", type=click.Choice(["en", "zh"]), required=True, help="Which voice's judge.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Judge directory (corpus, checkpoints, logs, judge.keras); re-running resumes.")
-@click.option("--size", type=click.IntRange(min=10), default=12000, show_default=True,
+@click.option("--size", type=click.IntRange(min=10, max=INT32_MAX), default=12000, show_default=True,
               help="Training utterances (plus --val-size held out).")
-@click.option("--val-size", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True,
+@click.option("--val-size", type=click.IntRange(min=1, max=INT32_MAX), default=300, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1, max=INT32_MAX), default=8, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0, max=INT32_MAX), default=7, show_default=True,
               help="Corpus and training seed (the TTS corpora use data.split_seed, 1234).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=INT32_MAX), default=1, show_default=True,
               help="Processes rendering the corpus.")
 @click.option("--exclude", "exclude_files", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A sentence file whose sentences the judge must never hear in training (repeatable; "

@@ -218,8 +218,11 @@ def distill(
         cfg = cfg.replace(distill=dataclasses.replace(cfg.distill, steps=steps))
     teacher_model, teacher_cfg = load_teacher(teacher)
     if teacher_cfg is not None and teacher_cfg.model != cfg.model:
-        raise ConfigError(f"the [model] section differs from the teacher's ({teacher}); the student "
-                          "must have the teacher's architecture")
+        differ = [f"{k} = {v!r} (teacher: {getattr(teacher_cfg.model, k)!r})"
+                  for k, v in dataclasses.asdict(cfg.model).items() if getattr(teacher_cfg.model, k) != v]
+        raise ConfigError(f"the [model] section differs from the teacher's ({teacher}): {'; '.join(differ)}. "
+                          "The student must have the teacher's architecture: use the teacher's config "
+                          f"({Path(teacher) / 'config.toml'})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "teacher.json").write_text(json.dumps({"teacher": str(Path(teacher).resolve())}),

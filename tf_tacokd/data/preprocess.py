@@ -275,6 +275,12 @@ def _preprocess_locked(cfg: Config, corpus_dir: str | Path, out_dir: str | Path,
     if strict and text_rejected:
         raise _strict_fail(text_rejected[0])
     by_id = {it["id"]: it for it in items}
+    if not by_id:
+        problems = listing.rejected + text_rejected
+        first = "; ".join(f"{p.location}: {p.reason}" for p in problems[:3])
+        raise PreprocessError(
+            f"{corpus_dir}: no usable utterances ({len(problems)} entries rejected"
+            + (f", for example {first}" if first else ": the metadata lists none") + ")")
     splits = _split(list(by_id), cfg)
 
     # The plan: fixed on the first run so that a resumed run writes the same shards.

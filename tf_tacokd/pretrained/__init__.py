@@ -113,7 +113,12 @@ def pretrained_run(lang: str, which: str = "student", missing_ok: bool = False) 
         raise ValueError(f"no pretrained model {lang!r}/{which!r}: languages en, zh; teacher or student")
     src = _root() / f"{lang}_{which}"
     if all((src / f).is_file() for f in FILES):
-        return _materialize(src)
+        try:
+            return _materialize(src)
+        except OSError as e:  # an unwritable or read-only home
+            raise FileNotFoundError(
+                f"cannot unpack the pretrained {lang} {which} into {_cache()}: {e.strerror} ({e.filename}); "
+                "set TF_TACOKD_CACHE to a writable folder") from None
     if missing_ok:
         return None
     raise FileNotFoundError(f"no pretrained {lang} {which} in this installation ({src}); "
