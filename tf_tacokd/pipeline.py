@@ -207,22 +207,29 @@ def _stage_evaluate(ctx: Context) -> str:
     # checks the in-domain sentences; `tacokd evaluate` computes everything
     bar = lambda n: click.progressbar(length=n, label="    synthesize + measure")  # noqa: E731
     hard = run_evaluation(runs, ctx.workdir / "eval" / "hard", names=names, sentences="builtin-hard",
-                          metrics=["attention"], progress_factory=bar)
-    indomain = run_evaluation(runs[1:], ctx.workdir / "eval" / "indomain", names=names[1:],
-                              sentences="builtin-indomain", metrics=["attention", "asr", "mcd"],
+                          metrics=["attention", "intelligibility"], progress_factory=bar)
+    indomain = run_evaluation(runs, ctx.workdir / "eval" / "indomain", names=names,
+                              sentences="builtin-indomain", metrics=["attention", "intelligibility", "asr", "mcd"],
                               limit=min(30, ctx.config.eval.limit or 30),
                               data_dir=ctx.workdir / "data", progress_factory=bar)
+    judge_key, judge_name = ("judge_wer", "judge WER") if ctx.lang == "en" else ("judge_ser", "judge syllable error")
     parts = []
     for name in names:
         h = hard["systems"][name]
         parts.append(f"{name}: {h.get('skips', 0)} skips, {h.get('repeats', 0)} repeats, "
                      f"{h.get('incomplete', 0)}/{h['utterances']} incomplete"
-                     + (f", (ins+del) WER {100 * h['ins_del_rate']:.1f}%" if "ins_del_rate" in h else ""))
-    s = indomain["systems"][names[1]]
-    check = (f"in-domain student: diagonal {s.get('diagonal_score', 0):.2f}"
-             + (f", WER {100 * s['wer']:.1f}%" if "wer" in s else "") + f", MCD {s.get('mcd', float('nan')):.2f} dB")
+                     + (f", {judge_name} {100 * h[judge_key]:.1f}%" if h.get(judge_key) is not None else ""))
+    checks = []
+    for name in names:
+        s = indomain["systems"][name]
+        checks.append(f"in-domain {name}: diagonal {s.get('diagonal_score', 0):.2f}"
+                      + (f", {judge_name} {100 * s[judge_key]:.1f}%" if s.get(judge_key) is not None else "")
+                      + (f", pocketsphinx WER {100 * s['wer']:.1f}%" if "wer" in s else "")
+                      + f", MCD {s.get('mcd', float('nan')):.2f} dB")
+    check = "; ".join(checks)
     ctx.echo("    hard set — " + "; ".join(parts))
-    ctx.echo("    " + check)
+    for c in checks:
+        ctx.echo("    " + c)
     return f"hard set: {'; '.join(parts)}. {check}. Reports: {ctx.workdir / 'eval'}/*/report.md"
 
 
