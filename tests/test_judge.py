@@ -84,6 +84,18 @@ def test_label_text():
         assert a.decode(a.encode(text)) == text and 0 not in a.encode(text)
 
 
+def test_phoneme_words_ignore_word_boundaries_but_not_skips_or_repeats():
+    from tf_tacokd.evaluate.intelligibility import phoneme_word_counts as pw
+
+    ref = "wEn aUt InD@2 l0bi"
+    assert pw(ref, "wEnaUt InD@2 l0bi").errors == 0  # a gap heard elsewhere is no error
+    assert (pw(ref, "wEn InD@2 l0bi").deletions, pw(ref, "wEn InD@2 l0bi").errors) == (1, 1)  # a skip
+    repeat = pw(ref, "wEn aUt aUt InD@2 l0bi")
+    assert (repeat.insertions, repeat.errors) == (1, 1)
+    assert pw(ref, "wEn aUd InD@2 l0bi").substitutions == 1  # one wrong phoneme: one wrong word
+    assert pw(ref, "").deletions == 4 and pw("", "x").insertions == 1
+
+
 def test_label_scores_count_words_and_phonemes():
     from tf_tacokd.evaluate.intelligibility import label_scores
 

@@ -49,6 +49,8 @@ __all__ = [
     "toneless",
     "intelligibility_scores",
     "label_scores",
+    "alignment",
+    "phoneme_word_counts",
 ]
 
 
@@ -84,6 +86,15 @@ def edit_counts(reference: Sequence[str], hypothesis: Sequence[str]) -> EditCoun
         reference: reference tokens (words, characters or syllables).
         hypothesis: recognised tokens.
     """
+    ops = alignment(reference, hypothesis)
+    return EditCounts(len(reference), sum(o == "S" for o, _ in ops), sum(o == "D" for o, _ in ops),
+                      sum(o == "I" for o, _ in ops))
+
+
+def alignment(reference: Sequence[str], hypothesis: Sequence[str]) -> list[tuple[str, int]]:
+    """A minimum-edit alignment as operations in reference order: ``("M" | "S" | "D", i)`` for
+    reference token ``i`` (matched, substituted, deleted) and ``("I", i)`` for a hypothesis
+    token inserted before reference token ``i`` (``i = len(reference)`` at the end)."""
     n, m = len(reference), len(hypothesis)
     # cost[i, j] = edits between reference[:i] and hypothesis[:j]
     cost = np.zeros((n + 1, m + 1), np.int64)
@@ -99,16 +110,19 @@ def edit_counts(reference: Sequence[str], hypothesis: Sequence[str]) -> EditCoun
         for j in range(1, m + 1):
             row[j] = min(best[j - 1], row[j - 1] + 1)
     # trace back, preferring a match/substitution, then a deletion, then an insertion
-    i, j, s, d, ins = n, m, 0, 0, 0
+    i, j = n, m
+    ops: list[tuple[str, int]] = []
     while i > 0 or j > 0:
         if i > 0 and j > 0 and cost[i, j] == cost[i - 1, j - 1] + (reference[i - 1] != hypothesis[j - 1]):
-            s += reference[i - 1] != hypothesis[j - 1]
+            ops.append(("S" if reference[i - 1] != hypothesis[j - 1] else "M", i - 1))
             i, j = i - 1, j - 1
         elif i > 0 and cost[i, j] == cost[i - 1, j] + 1:
-            d, i = d + 1, i - 1
+            ops.append(("D", i - 1))
+            i -= 1
         else:
-            ins, j = ins + 1, j - 1
-    return EditCounts(n, int(s), d, ins)
+            ops.append(("I", i))
+            j -= 1
+    return ops[::-1]
 
 
 _EN_KEEP = re.compile(r"[^a-z' ]+")
@@ -182,20 +196,77 @@ def intelligibility_scores(reference: str, hypothesis: str, lang: str) -> dict[s
     raise ValueError(f"unknown language {lang!r}: expected 'en' or 'zh'")
 
 
+def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
+    """Word errors of a phoneme transcript, word boundaries ignored.
+
+    ``reference`` holds one token of phonemes per word; ``hypothesis`` is recognised
+    phonemes (its spaces are not trusted: a listener hears no gap between words, and
+    espeak-ng itself writes "in the" as one token). The phoneme strings are aligned; a
+    reference word is *correct* if all its phonemes are matched with nothing inserted
+    inside it, *deleted* if at least half of its phonemes are deleted, else *substituted*.
+    A run of ``k >= 2`` phonemes inserted between words counts ``max(1, round(k / w))``
+    inserted words (``w``: the reference's mean phonemes per word); a single inserted
+    phoneme makes the word before it (the first word, at the start) wrong instead.
+    """
+    words = reference.split()
+    ref_chars: list[str] = []
+    word_of: list[int] = []
+    for k, w in enumerate(words):
+        ref_chars += list(w)
+        word_of += [k] * len(w)
+    hyp_chars = list(hypothesis.replace(" ", ""))
+    n_words = len(words)
+    if not n_words:
+        return EditCounts(0, 0, 0, 1 if hyp_chars else 0)
+    matched = [0] * n_words
+    deleted = [0] * n_words
+    broken = [False] * n_words  # a substitution or an insertion inside the word
+    runs: list[tuple[int, int]] = []  # (inserted phonemes, the reference position they precede)
+    for op, i in alignment(ref_chars, hyp_chars):
+        if op == "M":
+            matched[word_of[i]] += 1
+        elif op == "S":
+            broken[word_of[i]] = True
+        elif op == "D":
+            deleted[word_of[i]] += 1
+        elif 0 < i < len(ref_chars) and word_of[i - 1] == word_of[i]:
+            broken[word_of[i]] = True  # inside a word
+        elif runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0] + 1, i)
+        else:
+            runs.append((1, i))
+    mean_len = len(ref_chars) / n_words
+    insertions = 0
+    for k, i in runs:
+        if k >= 2:
+            insertions += max(1, round(k / mean_len))
+        else:
+            broken[word_of[i - 1] if i > 0 else 0] = True
+    dels = subs = 0
+    for k, w in enumerate(words):
+        if deleted[k] * 2 >= len(w):
+            dels += 1
+        elif broken[k] or deleted[k] or matched[k] < len(w):
+            subs += 1
+    return EditCounts(n_words, subs, dels, insertions)
+
+
 def label_scores(reference: str, hypothesis: str, lang: str) -> dict[str, float]:
     """Like :func:`intelligibility_scores`, for texts already in the judge's label space
-    (:func:`tf_tacokd.judge.frontend.label_text`): English words are the space-separated
-    tokens (a word's phonemes) and ``cer`` is over phoneme symbols; Mandarin as there.
+    (:func:`tf_tacokd.judge.frontend.label_text`). English: words counted by
+    :func:`phoneme_word_counts` (word boundaries ignored) and ``cer`` over phoneme symbols
+    (the phoneme error rate); Mandarin as in :func:`intelligibility_scores`.
 
     Example:
         >>> label_scores("h@loU w3:ld", "h@loU h@loU w3:ld", "en")["word_ins"]
         1
+        >>> label_scores("h@loU w3:ld", "h@loUw3:ld", "en")["wer"]  # a missing gap is no error
+        0.0
     """
     if lang != "en":
         return intelligibility_scores(reference, hypothesis, lang)
-    ref, hyp = reference.split(), hypothesis.split()
-    w = edit_counts(ref, hyp)
-    c = edit_counts(list("".join(ref)), list("".join(hyp)))
+    w = phoneme_word_counts(reference, hypothesis)
+    c = edit_counts(list(reference.replace(" ", "")), list(hypothesis.replace(" ", "")))
     return {"wer": w.rate(), "cer": c.rate(), "insdel_word": w.ins_del_rate(),
             "insdel_char": c.ins_del_rate(), "words": w.reference, "chars": c.reference,
             "word_ins": w.insertions, "word_del": w.deletions, "word_sub": w.substitutions}
