@@ -192,3 +192,23 @@ def test_every_section_is_a_typed_dataclass() -> None:
     assert names == ["audio", "text", "model", "train", "distill", "data", "eval", "export"]
     for name in names:
         assert dataclasses.is_dataclass(getattr(cfg, name))
+
+
+def test_a_config_can_name_a_base_and_list_only_its_differences(tmp_path) -> None:
+    from tf_tacokd.config import ConfigError, load_config
+
+    # the shipped quick_* configs are espeak_* plus a few differences
+    quick, espeak = load_config("quick_en"), load_config("espeak_en")
+    assert quick.model == espeak.model and quick.audio == espeak.audio
+    assert (quick.train.steps, quick.data.max_frames) == (1200, 400)
+    (tmp_path / "a.toml").write_text('base = "espeak_en"\n[train]\nsteps = 7\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\n[data]\nmax_frames = 9\n')  # relative to b.toml
+    b = load_config(tmp_path / "b.toml")
+    assert (b.train.steps, b.data.max_frames, b.model) == (7, 9, espeak.model)
+    (tmp_path / "c.toml").write_text('base = "d.toml"\n')
+    (tmp_path / "d.toml").write_text('base = "c.toml"\n')
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "c.toml")
+    (tmp_path / "e.toml").write_text('base = "no_such_config"\n')
+    with pytest.raises(ConfigError, match="e.toml: base: config 'no_such_config' not found"):
+        load_config(tmp_path / "e.toml")

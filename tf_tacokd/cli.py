@@ -742,7 +742,7 @@ def judge_score_cmd(wavs: tuple[Path, ...], lang: str, texts: tuple[str, ...], j
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where everything is written  [default: work/<lang>].")
 @click.option("--config", "config", default=None,
-              help="Config path or name  [default: espeak_<lang>].")
+              help="Config path or name  [default: quick_<lang>].")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Redo stages that are already done.")
 @click.option("--train", is_flag=True, help="Train teacher and student here (about 30 minutes on 2 CPU "
