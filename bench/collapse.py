@@ -21,13 +21,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).parent))
-from smoothness import modulation  # noqa: E402
 
 #: name -> overrides (TOML values); "default" is the shipped recipe
 CANDIDATES: dict[str, list[str]] = {
@@ -46,14 +41,6 @@ CANDIDATES: dict[str, list[str]] = {
 }
 
 
-def smoothness(eval_dir: Path, natural: dict[str, Path], system: str, n: int) -> tuple[float, float]:
-    rows = [r for r in csv.DictReader((eval_dir / "utterances.csv").open(encoding="utf-8"))
-            if r["status"] == "ok" and r["system"] == system][:n]
-    mine = np.array([modulation(eval_dir / r["wav"]) for r in rows])
-    ref = np.array([modulation(natural[r["id"]]) for r in rows])
-    return float(mine[:, 0].mean() / ref[:, 0].mean()), float(mine[:, 1].mean() / ref[:, 1].mean())
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", type=Path, required=True)
@@ -68,11 +55,9 @@ def main() -> None:
     from tf_tacokd.config import load_config
     from tf_tacokd.distill import distill
     from tf_tacokd.evaluate.runner import run_evaluation
-    from tf_tacokd.evaluate.testsets import indomain
 
     base = args.config or str(args.teacher / "config.toml")
     lang = load_config(base).text.language
-    natural = {t.id: t.audio for t in indomain(args.data, args.n) if t.audio is not None}
     names = args.only or list(CANDIDATES)
     rows = []
     systems = [("teacher-FR", args.teacher)]
@@ -87,8 +72,8 @@ def main() -> None:
                              metrics=["attention", "intelligibility"])
         hard = run_evaluation([run], args.out / "eval" / name / "hard", names=[name],
                               sentences="builtin-hard", metrics=["attention", "intelligibility"])
-        mod, gv = smoothness(args.out / "eval" / name / "indomain", natural, name, args.n)
         s_in, s_hard = ind["systems"][name], hard["systems"][name]
+        mod, gv = s_in.get("modulation_ratio"), s_in.get("gv_ratio")
         key = "judge_wer" if lang == "en" else "judge_ser"
         last = {}
         if (run / "history.csv").is_file():

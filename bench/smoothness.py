@@ -19,23 +19,17 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
 from tf_tacokd.data.corpora import read_corpus
+from tf_tacokd.evaluate.quality import speech_structure
 
 
-def modulation(path: Path, sample_rate: int = 22050) -> tuple[float, float]:
-    """(Δ dB/frame, GV dB²) of one wav's log-mel."""
+def modulation(path: Path) -> tuple[float, float]:
+    """(Δ dB/frame, GV dB²) of one wav's log-mel (tf_tacokd.evaluate.quality.speech_structure)."""
     x, sr = sf.read(path, dtype="float32")
-    if x.ndim > 1:
-        x = x.mean(axis=1)
-    if sr != sample_rate:
-        x = librosa.resample(x, orig_sr=sr, target_sr=sample_rate)
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=x, sr=sample_rate, n_fft=1024, hop_length=256,
-                                                             n_mels=80, fmax=8000), top_db=80)
-    return float(np.mean(np.abs(np.diff(mel, axis=1)))), float(np.mean(np.var(mel, axis=1)))
+    return speech_structure(x, sr)
 
 
 def main() -> None:

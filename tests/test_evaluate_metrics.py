@@ -241,3 +241,17 @@ def test_hardest_sentences_rank_by_errors_over_all_systems(tmp_path: Path) -> No
         r["alignment_png"] = str(png)
     path = hardest_figure(tmp_path / "h.png", tmp_path, rows, ["SS", "KD"], n=2)
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_speech_structure_tells_a_drone_from_speech() -> None:
+    from tf_tacokd.evaluate.quality import speech_structure
+
+    from .conftest import speechlike
+
+    speech = speechlike(2.0, seed=1)
+    t = np.arange(speech.size) / 16000
+    drone = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    mod_s, gv_s = speech_structure(speech, 16000)
+    mod_d, gv_d = speech_structure(drone, 16000)
+    assert mod_d < 0.3 * mod_s and gv_d < 0.3 * gv_s
+    assert speech_structure(np.zeros(100, np.float32), 16000) == (0.0, 0.0)

@@ -224,6 +224,8 @@ def _stage_evaluate(ctx: Context) -> str:
         s = indomain["systems"][name]
         checks.append(f"in-domain {name}: diagonal {s.get('diagonal_score', 0):.2f}"
                       + (f", {judge_name} {100 * s[judge_key]:.1f}%" if s.get(judge_key) is not None else "")
+                      + (f", modulation {s['modulation_ratio']:.2f} / GV {s['gv_ratio']:.2f} of natural"
+                         if "modulation_ratio" in s else "")
                       + (f", pocketsphinx WER {100 * s['wer']:.1f}%" if "wer" in s else "")
                       + f", MCD {s.get('mcd', float('nan')):.2f} dB")
     check = "; ".join(checks)

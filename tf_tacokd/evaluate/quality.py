@@ -1,6 +1,7 @@
 """Quality proxies: DNSMOS (speechmos + onnxruntime) and mel-cepstral distance with DTW
-against a natural recording (mel-cepstral-distance). Both are optional (the ``eval`` extra):
-:func:`dnsmos_available` / :func:`mcd_available` say whether they can run.
+against a natural recording (mel-cepstral-distance), both optional (the ``eval`` extra:
+:func:`dnsmos_available` / :func:`mcd_available` say whether they can run); and the speech
+structure of a clip (:func:`speech_structure`), which needs only librosa.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DNSMOS_SAMPLE_RATE", "dnsmos", "dnsmos_available", "mcd", "mcd_available"]
+__all__ = ["DNSMOS_SAMPLE_RATE", "dnsmos", "dnsmos_available", "mcd", "mcd_available", "speech_structure"]
 
 DNSMOS_SAMPLE_RATE = 16000
 
@@ -59,3 +60,26 @@ def mcd(natural: str | Path, synthesized: str | Path, sample_rate: int = 16000) 
         value, _penalty = compare_audio_files(str(natural), str(synthesized), sample_rate=sample_rate,
                                               aligning="dtw")
     return float(value)
+
+
+def speech_structure(wav: np.ndarray, sample_rate: int) -> tuple[float, float]:
+    """How much a clip's spectrum moves: ``(temporal modulation, global variance)``.
+
+    Of the dB log-mel (80 bands up to 8 kHz, 1024-sample frames, hop 256 at 22.05 kHz, 80 dB
+    range): temporal modulation = mean absolute change between consecutive frames (dB per
+    frame); GV = the per-band variance over time, averaged over bands (dB², the
+    over-smoothing measure of statistical TTS). A drone has almost none of either; read them
+    as ratios to a natural recording of the same text.
+    """
+    import librosa
+
+    x = np.asarray(wav, np.float32)
+    if x.ndim > 1:
+        x = x.mean(axis=1)
+    if sample_rate != 22050:
+        x = librosa.resample(x, orig_sr=sample_rate, target_sr=22050)
+    if x.size < 1024 or not np.any(x):
+        return 0.0, 0.0
+    mel = librosa.power_to_db(librosa.feature.melspectrogram(y=x, sr=22050, n_fft=1024, hop_length=256,
+                                                             n_mels=80, fmax=8000), top_db=80)
+    return float(np.mean(np.abs(np.diff(mel, axis=1)))), float(np.mean(np.var(mel, axis=1)))

@@ -31,7 +31,7 @@ CSV_COLUMNS = [
     "mcd", "judge_reference", "judge_transcript", "judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char",
     "judge_words", "judge_chars", "judge_word_ins", "judge_word_del", "judge_word_sub", "judge_ser",
     "judge_ser_toneless", "judge_insdel_syllable", "judge_syllables", "judge_syl_ins", "judge_syl_del",
-    "judge_syl_sub", "synth_ms", "wav", "alignment_png",
+    "judge_syl_sub", "modulation", "gv", "ref_modulation", "ref_gv", "synth_ms", "wav", "alignment_png",
 ]
 
 #: the judge's pooled rates: name -> (per-utterance rate key, unit-count key)
@@ -98,6 +98,11 @@ def summarize(rows: Sequence[dict], systems: Sequence[str]) -> dict[str, dict[st
             s.update({"reference_words": words, "insertions": ins, "deletions": dels, "substitutions": subs,
                       "ins_del_rate": (ins + dels) / words, "wer": (ins + dels + subs) / words,
                       "cer": _mean([r["cer"] for r in asr])})
+        structured = [r for r in ok if r.get("ref_modulation")]
+        if structured:  # ratios of sums: a drone is near 0, natural speech near 1
+            s["modulation_ratio"] = (sum(r["modulation"] for r in structured)
+                                     / sum(r["ref_modulation"] for r in structured))
+            s["gv_ratio"] = sum(r["gv"] for r in structured) / max(sum(r["ref_gv"] for r in structured), 1e-9)
         judged = [r for r in ok if "judge_transcript" in r]
         if judged:
             lang = "en" if "judge_wer" in judged[0] else "zh"
@@ -326,6 +331,15 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
         lines += ["", "The judge is this project's CTC recogniser for the built-in espeak-ng voices "
                   "(greedy decoding, no language model): rates are pooled over the reference "
                   "words/syllables/characters; (ins+del) per unit is the paper's robustness figure."]
+    if any("modulation_ratio" in summary[n] for n in systems):
+        lines += ["", "## Speech structure against the reference recordings", "",
+                  "| System | temporal modulation / reference | global variance / reference |", "|---|---|---|"]
+        for name in systems:
+            s = summary[name]
+            lines.append(f"| {name} | {_fmt(s.get('modulation_ratio'))} | {_fmt(s.get('gv_ratio'))} |")
+        lines += ["", "Log-mel frame-to-frame change and per-band variance, as ratios to the reference "
+                  "recordings of the same sentences: a drone (a diagonal alignment and a stop token, but "
+                  "no formants, pauses or onsets) is near 0, natural speech near 1."]
     lines += ["", "Skips and repeats are counted from the attention (skip: a letter run whose attention "
               "never reaches the threshold; repeat: the focus jumping back); incomplete: no stop token "
               "or the end never attended. (ins+del) WER is the paper's robustness figure from ASR.", ""]

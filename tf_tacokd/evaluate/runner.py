@@ -34,7 +34,7 @@ import numpy as np
 
 from .alignment import analyze_alignment
 from .asr import SpeechRecognizer, asr_available, word_errors
-from .quality import dnsmos, dnsmos_available, mcd, mcd_available
+from .quality import dnsmos, dnsmos_available, mcd, mcd_available, speech_structure
 from .testsets import TestSentence
 
 __all__ = ["METRICS", "System", "evaluate_systems", "metric_status"]
@@ -157,6 +157,14 @@ def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -
 
 
 @functools.lru_cache(maxsize=4096)
+def _reference_structure(path: str) -> tuple[float, float]:
+    import soundfile as sf
+
+    wav, sr = sf.read(path, dtype="float32")
+    return speech_structure(wav, sr)
+
+
+@functools.lru_cache(maxsize=4096)
 def _reference_frames(path: str, audio_cfg) -> int:
     """Mel frames of a reference recording as preprocessing would count them (trimmed; a
     reference outside the training duration range, such as a lone letter, still counts)."""
@@ -216,8 +224,11 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
     if tools.status.get("dnsmos") == "ok":
         if np.any(result.wav):
             row.update({f"dnsmos_{k}": v for k, v in dnsmos(result.wav, result.sample_rate).items()})
-    if tools.status.get("mcd") == "ok" and sentence.audio is not None and Path(sentence.audio).is_file():
-        row["mcd"] = mcd(sentence.audio, wav_path)
+    if sentence.audio is not None and Path(sentence.audio).is_file():
+        if tools.status.get("mcd") == "ok":
+            row["mcd"] = mcd(sentence.audio, wav_path)
+        row["modulation"], row["gv"] = speech_structure(result.wav, result.sample_rate)
+        row["ref_modulation"], row["ref_gv"] = _reference_structure(str(sentence.audio))
     return row
 
 
