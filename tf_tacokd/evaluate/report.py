@@ -328,6 +328,11 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
             s = summary[name]
             lines.append(f"| {name} | " + " | ".join(_fmt(s.get(k), "%") for k in keys)
                          + f" | {s.get('judge_utterances', 0)} |")
+        seen = sorted({r["id"] for r in rows if r.get("judge_trained_on")})
+        if seen:
+            lines += ["", f"**Warning:** {len(seen)} sentence(s) were in the judge's training corpus, so its "
+                      f"figures flatter them: {', '.join(seen[:10])}. Train a judge with "
+                      "`tacokd judge train --exclude FILE` for this sentence file."]
         lines += ["", "The judge is this project's CTC recogniser for the built-in espeak-ng voices "
                   "(greedy decoding, no language model): rates are pooled over the reference "
                   "words/syllables/characters; (ins+del) per unit is the paper's robustness figure."]

@@ -216,6 +216,7 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
         heard = tools.judge.transcribe([result.wav], result.sample_rate)[0]
         reference = label_text(result.normalized[0], system.language)
         row["judge_transcript"], row["judge_reference"] = heard, reference
+        row["judge_trained_on"] = tools.judge.heard([reference])[0]  # should never be True
         row.update({f"judge_{k}": v for k, v in label_scores(reference, heard, system.language).items()})
     if tools.status.get("asr") == "ok":
         hyp = tools.asr.transcribe(result.wav, result.sample_rate, seed=seed + index)

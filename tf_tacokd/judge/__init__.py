@@ -103,7 +103,18 @@ class Judge:
         model(np.zeros((1, 8, model.n_mels), np.float32), np.array([8]))
         with np.load(src / "weights.npz") as z:
             model.set_weights([z[k].astype(np.float32) for k in sorted(z.files)])
-        return cls(model, info["lang"], info)
+        judge = cls(model, info["lang"], info)
+        if (src / "heard.npy").is_file():
+            judge._heard = np.load(src / "heard.npy")
+        return judge
+
+    def heard(self, labels: Sequence[str]) -> list[bool]:
+        """Whether each label (:func:`label_text`) was in this judge's training corpus (False
+        for all when the judge carries no record of it)."""
+        record = getattr(self, "_heard", None)
+        if record is None:
+            return [False] * len(labels)
+        return [bool(np.isin(np.uint64(label_hash(x)), record)) for x in labels]
 
     def transcribe(self, wavs: Sequence[np.ndarray], sample_rate: int | Sequence[int]) -> list[str]:
         """Greedy transcripts of waveforms (batched by length)."""
@@ -138,13 +149,24 @@ class Judge:
         return {"transcript": hyp, "reference": ref, **label_scores(ref, hyp, self.lang)}
 
 
-def pack_judge(judge_dir: str | Path, dest: str | Path | None = None) -> Path:
-    """Store a trained judge as float16 weights + its description (``shipped/<lang>/``)."""
+def label_hash(label: str) -> int:
+    """A 64-bit fingerprint of a label (what the judge heard in training is kept as these)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "little")
+
+
+def pack_judge(judge_dir: str | Path, dest: str | Path | None = None, corpus: str | Path | None = None) -> Path:
+    """Store a trained judge as float16 weights + its description (``shipped/<lang>/``), and
+    the fingerprints of every label in its training corpus (``heard.npy``), so evaluation can
+    say whether a test sentence was ever heard in training (:meth:`Judge.heard`)."""
     judge = Judge.from_dir(judge_dir)
     out = Path(dest or _shipped_root() / judge.lang)
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "weights.npz", **{f"w{i:03d}": np.asarray(w, np.float16)
                                                 for i, w in enumerate(judge.model.get_weights())})
+    items = json.loads((Path(corpus or Path(judge_dir) / "corpus") / "items.json").read_text(encoding="utf-8"))
+    np.save(out / "heard.npy", np.unique(np.array([label_hash(it["label"]) for it in items["items"]], np.uint64)))
     info = dict(judge.info)
     info["model"] = {k: v for k, v in judge.model.get_config().items() if k != "name"}
     (out / "judge.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
