@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     write_wav(args.out, wav, synth.sample_rate)
     seconds = wav.size / synth.sample_rate
     total = (ms["text_to_mel"] + ms["griffin_lim"]) / 1000
-    print(f"{args.out}: {seconds:.2f} s of audio, {info['tokens']} tokens, {info['frames']} frames"
-          + ("" if info["finished"] else " (no stop token before max steps)"))
+    print(f"{args.out}: {seconds:.2f} s of audio, {len(info['utterances'])} utterance(s), {info['tokens']} tokens, "
+          f"{info['frames']} frames")
+    for piece in info["incomplete"]:
+        print(f"warning: no stop token before max steps; cut off: {piece[:80]!r}", file=sys.stderr)
     print(f"text->mel {ms['text_to_mel']:.0f} ms, Griffin-Lim {ms['griffin_lim']:.0f} ms, "
           f"model load {ms['load']:.0f} ms")
     if seconds > 0:

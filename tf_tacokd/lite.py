@@ -216,27 +216,43 @@ class LiteSynthesizer:
     def sample_rate(self) -> int:
         return int(self.sidecar["audio"]["sample_rate"])
 
-    def synthesize(self, text: str, seed: int = 0, gl_iters: int | None = None
+    def synthesize(self, text: str, seed: int = 0, gl_iters: int | None = None, pause: float = 0.15
                    ) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
-        """``(wav float32, timings in ms, info)``; info has frames, tokens and finished."""
+        """``(wav float32, timings in ms, info)``; info has frames, tokens, finished (every
+        utterance stopped) and the utterances. Text is normalised, then split into utterances
+        as on the host (:func:`tf_tacokd.text.splitting.split_sentences`), joined with
+        ``pause`` seconds of silence."""
+        from .text.splitting import split_sentences
+
         spec = self.sidecar["inputs"]["prenet_masks"]
         max_tokens = self.sidecar["inputs"]["text_ids"]["max_tokens"]
-        t0 = time.perf_counter()
-        ids = np.asarray([self.front_end.encode(text)], np.int32)
-        if ids.shape[1] > max_tokens:
-            raise ValueError(f"text is {ids.shape[1]} tokens; this model takes at most {max_tokens}: split it")
         steps, batch, width = spec["shape"]
-        out = self._runner(text_ids=ids, prenet_masks=prenet_masks(steps, batch, width, spec["rate"], seed))
-        frames = int(out["mel_frames"][0])
-        mel = out["mel"][0, :frames]
+        t0 = time.perf_counter()
+        pieces = split_sentences(self.front_end.normalize(text), self.front_end.language)
+        mels, finished, tokens = [], [], 0
+        for i, piece in enumerate(pieces):
+            ids = np.asarray([self.front_end.encode(piece)], np.int32)
+            if ids.shape[1] > max_tokens:
+                raise ValueError(f"an utterance is {ids.shape[1]} tokens; this model takes at most {max_tokens}: "
+                                 f"{piece[:60]!r}")
+            out = self._runner(text_ids=ids, prenet_masks=prenet_masks(steps, batch, width, spec["rate"], seed + i))
+            frames = int(out["mel_frames"][0])
+            mels.append(out["mel"][0, :frames])
+            finished.append(bool(out["finished"][0]))
+            tokens += int(ids.shape[1])
         t1 = time.perf_counter()
-        wav = mel_to_audio_np(mel, self.sidecar, n_iter=gl_iters, seed=seed)
+        gap = np.zeros(int(pause * self.sample_rate), np.float32)
+        parts = []
+        for i, mel in enumerate(mels):
+            parts += [mel_to_audio_np(mel, self.sidecar, n_iter=gl_iters, seed=seed + i), gap]
+        wav = np.concatenate(parts[:-1]) if parts else np.zeros(0, np.float32)
         peak = float(np.abs(wav).max()) if wav.size else 0.0
         if peak > 0:
             wav = wav / peak * 0.95
         t2 = time.perf_counter()
         timings = {"load": self.load_ms, "text_to_mel": (t1 - t0) * 1000, "griffin_lim": (t2 - t1) * 1000}
-        info = {"frames": frames, "finished": bool(out["finished"][0]), "tokens": int(ids.shape[1])}
+        info = {"frames": sum(len(m) for m in mels), "finished": all(finished), "tokens": tokens,
+                "utterances": pieces, "incomplete": [p for p, f in zip(pieces, finished) if not f]}
         return wav.astype(np.float32), timings, info
 
 
