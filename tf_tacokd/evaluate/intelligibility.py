@@ -203,10 +203,12 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
     phonemes (its spaces are not trusted: a listener hears no gap between words, and
     espeak-ng itself writes "in the" as one token). The phoneme strings are aligned; a
     reference word is *correct* if all its phonemes are matched with nothing inserted
-    inside it, *deleted* if at least half of its phonemes are deleted, else *substituted*.
-    A run of ``k >= 2`` phonemes inserted between words counts ``max(1, round(k / w))``
-    inserted words (``w``: the reference's mean phonemes per word); a single inserted
-    phoneme makes the word before it (the first word, at the start) wrong instead.
+    inside it, *deleted* if none of its phonemes is matched or at least half of them are
+    deleted (nothing of it was heard), else *substituted*. A run of ``k >= 2`` inserted
+    phonemes counts ``max(1, round(k / w))`` inserted words (``w``: the reference's mean
+    phonemes per word), wherever the alignment puts it (a repeated word may be aligned
+    across a word's own phonemes); a single inserted phoneme makes the word it falls in, or
+    the word before it, wrong instead.
     """
     words = reference.split()
     ref_chars: list[str] = []
@@ -229,8 +231,6 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
             broken[word_of[i]] = True
         elif op == "D":
             deleted[word_of[i]] += 1
-        elif 0 < i < len(ref_chars) and word_of[i - 1] == word_of[i]:
-            broken[word_of[i]] = True  # inside a word
         elif runs and runs[-1][1] == i:
             runs[-1] = (runs[-1][0] + 1, i)
         else:
@@ -244,7 +244,7 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
             broken[word_of[i - 1] if i > 0 else 0] = True
     dels = subs = 0
     for k, w in enumerate(words):
-        if deleted[k] * 2 >= len(w):
+        if deleted[k] * 2 >= len(w) or matched[k] == 0:
             dels += 1
         elif broken[k] or deleted[k] or matched[k] < len(w):
             subs += 1
