@@ -51,6 +51,7 @@ __all__ = [
     "label_scores",
     "alignment",
     "phoneme_word_counts",
+    "surface_tones",
 ]
 
 
@@ -251,11 +252,26 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
     return EditCounts(n_words, subs, dels, insertions)
 
 
+def surface_tones(syllables: Sequence[str]) -> list[str]:
+    """Tones as they are heard: third-tone sandhi (a 3rd tone before another 3rd tone is
+    said as a 2nd, left to right: ``ni3 hao3`` -> ``ni2 hao3``). A recogniser hears the
+    surface tone, the text has the underlying one; both sides are compared after this.
+    """
+    out = list(syllables)
+    for k in range(len(out) - 1):
+        if out[k].endswith("3") and syllables[k + 1].endswith("3"):
+            out[k] = out[k][:-1] + "2"
+    return out
+
+
 def label_scores(reference: str, hypothesis: str, lang: str) -> dict[str, float]:
     """Like :func:`intelligibility_scores`, for texts already in the judge's label space
     (:func:`tf_tacokd.judge.frontend.label_text`). English: words counted by
     :func:`phoneme_word_counts` (word boundaries ignored) and ``cer`` over phoneme symbols
-    (the phoneme error rate); Mandarin as in :func:`intelligibility_scores`.
+    (the phoneme error rate). Mandarin: syllables counted the same way over their letters
+    and tone digit (a syllable with nothing heard is deleted, a wrong tone is a
+    substitution), after third-tone sandhi on both sides (:func:`surface_tones`), with and
+    without tones.
 
     Example:
         >>> label_scores("h@loU w3:ld", "h@loU h@loU w3:ld", "en")["word_ins"]
@@ -263,8 +279,16 @@ def label_scores(reference: str, hypothesis: str, lang: str) -> dict[str, float]
         >>> label_scores("h@loU w3:ld", "h@loUw3:ld", "en")["wer"]  # a missing gap is no error
         0.0
     """
+    if lang == "zh":
+        ref, hyp = surface_tones(pinyin_syllables(reference)), surface_tones(pinyin_syllables(hypothesis))
+        s = phoneme_word_counts(" ".join(ref), " ".join(hyp))
+        t = phoneme_word_counts(" ".join(toneless(ref)), " ".join(toneless(hyp)))
+        c = edit_counts(list("".join(ref)), list("".join(hyp)))
+        return {"ser": s.rate(), "ser_toneless": t.rate(), "insdel_syllable": s.ins_del_rate(),
+                "cer": c.rate(), "syllables": s.reference, "chars": c.reference, "syl_ins": s.insertions,
+                "syl_del": s.deletions, "syl_sub": s.substitutions}
     if lang != "en":
-        return intelligibility_scores(reference, hypothesis, lang)
+        raise ValueError(f"unknown language {lang!r}: expected 'en' or 'zh'")
     w = phoneme_word_counts(reference, hypothesis)
     c = edit_counts(list(reference.replace(" ", "")), list(hypothesis.replace(" ", "")))
     return {"wer": w.rate(), "cer": c.rate(), "insdel_word": w.ins_del_rate(),
