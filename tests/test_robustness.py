@@ -65,7 +65,7 @@ def test_decoder_bound_scales_with_text_length():
     short, long_ = decoder_bound(3, audio, 2), decoder_bound(200, audio, 2)
     assert short < 100 < 500 < long_  # a letter gets ~1.5 s, 200 symbols far more than a fixed 500
     assert decoder_bound(10**6, audio, 2) == decoder_bound(10**7, audio, 2)  # capped
-    assert decoder_bound(1, audio, 2, floor_steps=80) == 80
+    assert decoder_bound(1, audio, 2, floor_steps=80) >= 80
 
 
 # ---------------------------------------------------------------------------

@@ -40,12 +40,16 @@ def decoder_bound(n_tokens: int, audio, reduction_factor: int, floor_steps: int 
 
     Example:
         >>> from tf_tacokd.config import AudioConfig
-        >>> decoder_bound(2, AudioConfig(sample_rate=16000, hop_length=256), 2)
-        47
+        >>> decoder_bound(2, AudioConfig(sample_rate=16000, hop_length=256), 2)  # 47 steps, rounded up
+        48
     """
     fps = audio.sample_rate / audio.hop_length
     seconds = min(base_seconds + seconds_per_token * n_tokens, cap_seconds)
-    return max(int(np.ceil(seconds * fps / reduction_factor)), floor_steps)
+    steps = max(int(np.ceil(seconds * fps / reduction_factor)), floor_steps)
+    # round up to 2^k or 1.5 * 2^k: a handful of distinct bounds, so the decoder is compiled
+    # a handful of times rather than once per text length
+    size = 1 << max(steps - 1, 1).bit_length()
+    return size * 3 // 4 if size * 3 // 4 >= steps else size
 
 
 @dataclass

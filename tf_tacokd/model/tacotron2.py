@@ -190,7 +190,7 @@ class Tacotron2(keras.Model):
         self.postnet.build((None, None, n_mels))
         self.built = True
         self.train_settings: TrainConfig | None = None
-        self._infer_fn = None
+        self._infer_fns: dict = {}  # one compiled decoder per (step bound, window)
         names = ["loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss", "fr_mel_loss",
                  "fr_postnet_loss", "teacher_prob"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -256,7 +256,7 @@ class Tacotron2(keras.Model):
         m = self.settings
         use_window = m.attention_window if window is None else window
         key = (max_steps or m.max_decoder_steps, use_window)
-        if self._infer_fn is None or self._infer_fn[0] != key:
+        if key not in self._infer_fns:
             win = (m.window_backward, m.window_forward) if use_window else None
 
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
@@ -269,9 +269,9 @@ class Tacotron2(keras.Model):
                         "stop_probs": tf.sigmoid(f32(out["stop_logits"])),
                         "alignments": f32(out["alignments"]), "finished": out["finished"]}
 
-            self._infer_fn = (key, fn)
+            self._infer_fns[key] = fn
         ids = tf.constant(np.atleast_2d(np.asarray(text_ids, np.int32)))
-        out = self._infer_fn[1](ids, tf.constant([seed, 0], tf.int32))
+        out = self._infer_fns[key](ids, tf.constant([seed, 0], tf.int32))
         return {k: v.numpy() for k, v in out.items()}
 
     # -- training ---------------------------------------------------------------
