@@ -204,8 +204,9 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
     phonemes (its spaces are not trusted: a listener hears no gap between words, and
     espeak-ng itself writes "in the" as one token). The phoneme strings are aligned; a
     reference word is *correct* if all its phonemes are matched with nothing inserted
-    inside it, *deleted* if none of its phonemes is matched or at least half of them are
-    deleted (nothing of it was heard), else *substituted*. A run of ``k >= 2`` inserted
+    inside it, *deleted* if less than half of its phonemes are matched (it was not heard:
+    a drone or a mumble that happens to share a vowel with it does not say it), else
+    *substituted*. A run of ``k >= 2`` inserted
     phonemes counts ``max(1, round(k / w))`` inserted words (``w``: the reference's mean
     phonemes per word), wherever the alignment puts it (a repeated word may be aligned
     across a word's own phonemes); a single inserted phoneme makes the word it falls in, or
@@ -245,7 +246,7 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
             broken[word_of[i - 1] if i > 0 else 0] = True
     dels = subs = 0
     for k, w in enumerate(words):
-        if deleted[k] * 2 >= len(w) or matched[k] == 0:
+        if matched[k] * 2 < len(w):  # less than half of it heard: not said
             dels += 1
         elif broken[k] or deleted[k] or matched[k] < len(w):
             subs += 1
