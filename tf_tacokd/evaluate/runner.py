@@ -90,9 +90,14 @@ def metric_status(names: Sequence[str], language: str, sentences: Sequence[TestS
         if name == "attention":
             status[name] = "ok"
         elif name == "intelligibility":
-            status[name] = ("ok" if judge_dir is not None or language in available_judges() else
-                            f"not installed (no {language} judge: `tacokd judge train --lang {language}` "
-                            "and pass --judge)")
+            import shutil
+
+            if language == "en" and shutil.which("espeak-ng") is None:
+                status[name] = "not installed (the English judge's references need espeak-ng)"
+            else:
+                status[name] = ("ok" if judge_dir is not None or language in available_judges() else
+                                f"not installed (no {language} judge: `tacokd judge train --lang {language}` "
+                                "and pass --judge)")
         elif name == "asr":
             status[name] = ("not applicable (no offline Mandarin ASR)" if language != "en"
                             else "ok" if asr_available() else "not installed")
