@@ -41,7 +41,7 @@ from tf_tacokd.evaluate.intelligibility import label_scores
 from tf_tacokd.judge.frontend import label_text
 from tf_tacokd.evaluate.testsets import builtin_hard, indomain
 from tf_tacokd.judge import Judge
-from tf_tacokd.judge.corpus import _spoken, espeak_variant
+from tf_tacokd.data.corpora import espeak_render, spoken_text
 from tf_tacokd.text import TextFrontEnd
 
 
@@ -128,9 +128,9 @@ def main() -> None:
     hard = builtin_hard(lang)
     hard_spoken, hard_audio = [], []
     for s in hard:
-        sp = _spoken(fe, s.text, lang)
+        sp = spoken_text(fe, s.text, lang)
         hard_spoken.append(sp)
-        hard_audio.append(espeak_variant(sp, lang))
+        hard_audio.append(espeak_render(sp, lang))
     hard_hyps = judge.transcribe([w for w, _ in hard_audio], [sr for _, sr in hard_audio])
     floor_hard = pooled(hard_spoken, hard_hyps, lang)
     print(fmt("espeak-ng rendering, built-in hard set", floor_hard, lang))
@@ -158,7 +158,7 @@ def main() -> None:
               f"deletions {p_drone['del']}/{p_drone['units']} = {p_drone['del'] / p_drone['units']:.1%}"))
 
     rng = random.Random(args.seed)
-    pool = [(_spoken(fe, r, lang) if lang == "en" else r) for r in refs] + hard_spoken
+    pool = [(spoken_text(fe, r, lang) if lang == "en" else r) for r in refs] + hard_spoken
     for how in ("drop", "double"):
         detected = total = 0
         tries = 0
@@ -168,7 +168,7 @@ def main() -> None:
             changed = mutate(base, lang, rng, how)
             if changed is None:
                 continue
-            w, sr = espeak_variant(changed, lang)
+            w, sr = espeak_render(changed, lang)
             s = label_scores(label_text(base, lang), judge.transcribe([w], sr)[0], lang)
             hit = s["word_del" if lang == "en" else "syl_del"] if how == "drop" else s[
                 "word_ins" if lang == "en" else "syl_ins"]

@@ -23,7 +23,10 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Callable, Iterable, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..text import TextFrontEnd
 from ..text.mandarin import is_pinyin_syllable
@@ -40,6 +43,9 @@ __all__ = [
     "CorpusSummary",
     "EspeakMissingError",
     "generate_sentences",
+    "espeak_render",
+    "spoken_text",
+    "corpus_item_id",
 ]
 
 
@@ -392,16 +398,44 @@ class CorpusSummary:
         return self.seconds / 3600
 
 
-def _espeak(voice: str, text: str, out: Path) -> None:
+def _espeak(voice: str, text: str, out: Path, rate: int | None = None, pitch: int | None = None) -> None:
     tmp = out.with_suffix(".tmp.wav")
+    options = (["-s", str(rate)] if rate else []) + (["-p", str(pitch)] if pitch is not None else [])
     result = subprocess.run(
-        ["espeak-ng", "-v", voice, "-w", str(tmp), "--stdin"],
+        ["espeak-ng", "-v", voice, *options, "-w", str(tmp), "--stdin"],
         input=text, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
         tmp.unlink(missing_ok=True)
         raise RuntimeError(f"espeak-ng failed ({result.returncode}): {result.stderr.strip()[:200]}")
     os.replace(tmp, out)
+
+
+def espeak_render(spoken: str, lang: str, rate: int | None = None, pitch: int | None = None) -> tuple["np.ndarray", int]:
+    """espeak-ng's rendering of ``spoken`` (the voice of ``lang``; optional speaking rate in
+    words per minute and pitch 0-99) as ``(float32 waveform, sample rate)``."""
+    import soundfile as sf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.wav"
+        _espeak(ESPEAK_VOICES[lang], spoken, path, rate, pitch)
+        wav, sr = sf.read(str(path), dtype="float32")
+    return wav, sr
+
+
+def spoken_text(fe: TextFrontEnd, raw: str, lang: str) -> str:
+    """What espeak-ng speaks for a raw sentence: the normalised text (English), or the pinyin
+    without punctuation (Mandarin: DataBaker label lines carry none). ValueError if nothing
+    is left to pronounce."""
+    spoken = fe.normalize(raw)
+    if lang == "zh":
+        spoken = " ".join(s for s in re.sub(r"[,.?!;:-]", " ", spoken).split())
+    return spoken
+
+
+def corpus_item_id(lang: str, index: int) -> str:
+    """The id of the ``index``-th (1-based) sentence of a built-in corpus."""
+    return f"ESPEAK-{index:05d}" if lang == "en" else f"{index:06d}"
 
 
 def check_espeak_voice(lang: str) -> str:
@@ -458,14 +492,12 @@ def make_corpus(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, raw in enumerate(sentences, 1):
-            item = f"ESPEAK-{i:05d}" if lang == "en" else f"{i:06d}"
+            item = corpus_item_id(lang, i)
             try:
-                spoken = fe.normalize(raw)
+                spoken = spoken_text(fe, raw, lang)
             except ValueError as e:
                 skipped.append(Problem(f"sentence {i}", item, str(e)))
                 continue
-            if lang == "zh":  # DataBaker label lines carry no punctuation
-                spoken = " ".join(s for s in re.sub(r"[,.?!;:-]", " ", spoken).split())
             entries.append((item, raw, spoken, wav_dir / f"{item}.wav"))
 
     voice = ESPEAK_VOICES[lang]

@@ -125,7 +125,7 @@ def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -
     import dataclasses
 
     from ..data.corpora import EspeakMissingError, check_espeak_voice
-    from ..judge.corpus import _spoken, espeak_variant
+    from ..data.corpora import espeak_render, spoken_text
     from ..text import TextFrontEnd
 
     if all(s.audio is not None for s in sentences):
@@ -145,14 +145,14 @@ def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    spoken = _spoken(fe, s.text, lang)
+                    spoken = spoken_text(fe, s.text, lang)
                 except ValueError:
                     done.append(s)
                     continue
             digest = hashlib.sha256(spoken.encode()).hexdigest()[:10]
             path = folder / f"{s.id}-{digest}.wav"
             if not path.is_file():
-                wav, sr = espeak_variant(spoken, lang)
+                wav, sr = espeak_render(spoken, lang)
                 tmp = path.with_suffix(".tmp.wav")
                 sf.write(str(tmp), wav, sr)
                 tmp.replace(path)

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -37,9 +36,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..data.corpora import corpus_item_id, espeak_render, spoken_text
 from .frontend import judge_features, label_text, labels
 
-__all__ = ["JudgeItem", "judge_items", "excluded_labels", "build_corpus", "load_corpus", "espeak_variant"]
+__all__ = ["JudgeItem", "judge_items", "excluded_labels", "build_corpus", "load_corpus"]
 
 # the mix of sentence kinds per language (shares sum to 1)
 KINDS = {
@@ -106,13 +106,6 @@ def _raw_text(kind: str, lang: str, rng: random.Random, words: Sequence[str]) ->
     raise ValueError(f"unknown sentence kind {kind!r} for {lang}")
 
 
-def _spoken(fe, raw: str, lang: str) -> str:
-    spoken = fe.normalize(raw)
-    if lang == "zh":  # as in make_corpus: the label line carries no punctuation
-        spoken = " ".join(re.sub(r"[,.?!;:-]", " ", spoken).split())
-    return spoken
-
-
 def judge_items(lang: str, size: int, seed: int, exclude: set[str] = frozenset()) -> list[JudgeItem]:
     """``size`` utterances of the judge's corpus (deterministic for a seed), none of whose
     labels is in ``exclude``; exact duplicates (by label) are dropped and replaced."""
@@ -149,7 +142,7 @@ def judge_items(lang: str, size: int, seed: int, exclude: set[str] = frozenset()
                     kind = rng.choices(others, weights)[0]
                     raw = _raw_text(kind, lang, rng, words)
                 try:
-                    candidates.append((kind, _spoken(fe, raw, lang)))
+                    candidates.append((kind, spoken_text(fe, raw, lang)))
                 except ValueError:
                     continue
             for (kind, spoken), label in zip(candidates, labels([c[1] for c in candidates], lang)):
@@ -179,9 +172,8 @@ def _tts_heldout(lang: str, size: int, seed: int, val_size: int, test_size: int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, raw in enumerate(sentences, 1):
-            item = f"ESPEAK-{i:05d}" if lang == "en" else f"{i:06d}"
             try:
-                ids[item] = _spoken(fe, raw, lang)
+                ids[corpus_item_id(lang, i)] = spoken_text(fe, raw, lang)
             except ValueError:
                 continue
     cfg = Config(data=DataConfig(split_seed=seed, val_size=val_size, test_size=test_size))
@@ -210,7 +202,7 @@ def excluded_labels(lang: str, sentence_files: Iterable[str | Path] = (),
             warnings.simplefilter("ignore")
             for t in texts:
                 try:
-                    out.add(label_text(_spoken(fe, t, lang), lang))
+                    out.add(label_text(spoken_text(fe, t, lang), lang))
                 except ValueError:
                     continue
 
@@ -248,23 +240,6 @@ def _data_heldout(data_dir: str | Path):
 # ---------------------------------------------------------------------------
 
 
-def espeak_variant(spoken: str, lang: str, rate: int = 175, pitch: int = 50) -> tuple[np.ndarray, int]:
-    """espeak-ng's rendering of ``spoken`` at a speaking rate (words/min) and pitch (0-99)."""
-    import soundfile as sf
-
-    from ..data.corpora import ESPEAK_VOICES
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "x.wav"
-        result = subprocess.run(["espeak-ng", "-v", ESPEAK_VOICES[lang], "-s", str(rate), "-p", str(pitch),
-                                 "-w", str(path), "--stdin"], input=spoken, capture_output=True, text=True,
-                                check=False)
-        if result.returncode != 0 or not path.is_file():
-            raise RuntimeError(f"espeak-ng failed on {spoken[:60]!r}: {result.stderr.strip()[:200]}")
-        wav, sr = sf.read(str(path), dtype="float32")
-    return wav, sr
-
-
 @lru_cache(maxsize=4)
 def _tts_audio_configs(lang: str):
     from ..config import load_config
@@ -292,7 +267,7 @@ def render(item: JudgeItem, lang: str, seed: int) -> tuple[np.ndarray, str]:
     """The judge's input features for one item and a description of its variant."""
     rng = random.Random(seed * 1_000_003 + item.index)
     rate, pitch = rng.randint(140, 215), rng.randint(30, 70)
-    wav, sr = espeak_variant(item.spoken, lang, rate, pitch)
+    wav, sr = espeak_render(item.spoken, lang, rate, pitch)
     variant = f"rate{rate}-pitch{pitch}"
     if rng.random() < GL_SHARE:
         cfg = rng.choice(_tts_audio_configs(lang))

@@ -19,6 +19,7 @@ import json
 import math
 import random
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,20 +33,26 @@ from .model import CTCRecognizer, greedy_decode, output_lengths
 __all__ = ["JudgeSettings", "train_judge", "batches", "WarmupCosine"]
 
 
+@dataclass
 class JudgeSettings:
     """Training settings (defaults measured to fit the 60-minute budget on 2 CPU cores)."""
 
-    def __init__(self, size: int = 12000, val_size: int = 300, seed: int = 7, epochs: int = 8,
-                 batch_frames: int = 12000, learning_rate: float = 2e-3, warmup_steps: int = 300,
-                 channels: int = 192, blocks: int = 8, kernel_size: int = 15, dropout: float = 0.1,
-                 freq_masks: int = 2, freq_mask_width: int = 8) -> None:
-        self.size, self.val_size, self.seed, self.epochs = size, val_size, seed, epochs
-        self.batch_frames, self.learning_rate, self.warmup_steps = batch_frames, learning_rate, warmup_steps
-        self.channels, self.blocks, self.kernel_size, self.dropout = channels, blocks, kernel_size, dropout
-        self.freq_masks, self.freq_mask_width = freq_masks, freq_mask_width
+    size: int = 12000
+    val_size: int = 300
+    seed: int = 7
+    epochs: int = 8
+    batch_frames: int = 12000
+    learning_rate: float = 2e-3
+    warmup_steps: int = 300
+    channels: int = 192
+    blocks: int = 8
+    kernel_size: int = 15
+    dropout: float = 0.1
+    freq_masks: int = 2
+    freq_mask_width: int = 8
 
     def to_dict(self) -> dict:
-        return dict(self.__dict__)
+        return asdict(self)
 
 
 @keras.saving.register_keras_serializable(package="tf_tacokd")
