@@ -95,6 +95,54 @@ def test_feature_loss_options() -> None:
     assert 0.0 < float(base["distill_relative"]) < 5.0
 
 
+def _masked_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.stack([x[b, mask[b] > 0].std(0) for b in range(len(x))])
+
+
+def test_variance_measures_match_numpy() -> None:
+    """gv_loss, spread_ratio and frame_correlation against numpy on ragged examples."""
+    from tf_tacokd.distill import gv_loss, spread_ratio
+    from tf_tacokd.model.tacotron2 import frame_correlation
+
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(2, 3, 7, 5)).astype(np.float32)
+    x[1] *= 0.3
+    mask = np.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 6 + [0]], np.float32)
+    x[1, 4:] = 99.0  # padding must not count
+    expected_gv = np.mean(((np.sqrt(_masked_std(x, mask) ** 2 + 1e-6) - np.sqrt(_masked_std(y, mask) ** 2 + 1e-6)) ** 2))
+    np.testing.assert_allclose(float(gv_loss(x, y, mask)), expected_gv, rtol=1e-4)
+    var = lambda a: (_masked_std(a, mask) ** 2).sum(-1)  # noqa: E731
+    np.testing.assert_allclose(float(spread_ratio(x, y, mask)), np.mean(var(x) / var(y)), rtol=1e-4)
+    corr = []
+    for b in range(3):
+        xs, ys = x[b, mask[b] > 0], y[b, mask[b] > 0]
+        corr.append(np.corrcoef((xs - xs.mean(0)).ravel(), (ys - ys.mean(0)).ravel())[0, 1])
+    np.testing.assert_allclose(float(frame_correlation(x, y, mask)), np.mean(corr), rtol=1e-4, atol=1e-6)
+    # a flat output: no spread, the largest gv loss; an exact copy: correlation 1, gv 0
+    flat = np.broadcast_to(y.mean(1, keepdims=True), y.shape).copy()
+    assert float(spread_ratio(flat, y, mask)) < 1e-3 < float(gv_loss(flat, y, mask))
+    assert float(frame_correlation(y, y, mask)) == pytest.approx(1.0, abs=1e-5)
+    assert float(gv_loss(y, y, mask)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_variance_terms_add_to_the_total_with_their_weights() -> None:
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+
+    def forward(*settings):
+        d = load_config("tiny_en", list(settings)).distill
+        model = Distiller(teacher, Distiller.student_from(teacher), d)
+        model.compile_for_training(CFG.train)
+        return model._forward(b, 0, training=False)[0]
+
+    base = forward()
+    assert "gv_loss" not in base and 0.0 < float(base["mel_spread"]) and 0.0 < float(base["state_spread"])
+    both = forward("distill.gv_weight=2.0", "distill.state_gv_weight=0.5")
+    np.testing.assert_allclose(float(both["loss"]), float(base["loss"]) + 2.0 * float(both["gv_loss"])
+                               + 0.5 * float(both["state_gv_loss"]), rtol=1e-5)
+    assert float(both["gv_loss"]) > 0 and float(both["state_gv_loss"]) > 0
+
+
 def test_only_the_student_decoder_and_postnet_learn_by_default() -> None:
     b = make_batch()
     teacher = tiny_teacher()

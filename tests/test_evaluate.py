@@ -22,7 +22,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_report_for_two_runs_resumes_and_lists_failures(runs: tuple[Path, Path], tmp_path: Path) -> None:
     sentences = tmp_path / "s.txt"
-    sentences.write_text("letters\tA B C.\nletters\tX Y Z.\nlong\tThe cat sat on the mat.\nodd\t...\n",
+    sentences.write_text("# categories: letters long odd\nletters\tA B C.\nletters\tX Y Z.\nlong\tThe cat sat on the mat.\nodd\t...\n",
                          encoding="utf-8")
     out = tmp_path / "eval"
     args = ["evaluate", "--run", str(runs[0]), "--run", str(runs[1]), "--names", "TF,FR",

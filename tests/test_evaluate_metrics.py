@@ -118,11 +118,21 @@ def test_builtin_hard_sets(lang: str, minimum: int, categories: set[str]) -> Non
 
 def test_sentence_file_formats_and_errors(tmp_path: Path) -> None:
     f = tmp_path / "s.txt"
-    f.write_text("# comment\nHello there.\n\nnumbers\t1 2 3\nnumbers\t4 5 6\n", encoding="utf-8")
+    f.write_text("# comment\n# categories: numbers\nHello there.\n\nnumbers\t1 2 3\nnumbers\t4 5 6\n"
+                 "spelling\tA B C.\n", encoding="utf-8")
     items = load_sentence_file(f)
     assert [(s.id, s.category, s.text) for s in items] == [
         ("custom-001", "custom", "Hello there."), ("numbers-001", "numbers", "1 2 3"),
-        ("numbers-002", "numbers", "4 5 6")]
+        ("numbers-002", "numbers", "4 5 6"), ("spelling-001", "spelling", "A B C.")]
+    # a typo, or a tab inside a sentence, is not silently a new category
+    typo = tmp_path / "typo.txt"
+    typo.write_text("spelling\tA B C.\nspeling\tD E F.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"typo.txt:2: unknown category 'speling' \(did you mean 'spelling'\?\)"):
+        load_sentence_file(typo)
+    tab = tmp_path / "tab.txt"
+    tab.write_text("Hello\tworld, and goodbye.\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"tab.txt:1: unknown category 'Hello'.*replace it with a space"):
+        load_sentence_file(tab)
     bad = tmp_path / "bad.txt"
     bad.write_text("ok\nnumbers\t\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad.txt:2: no text"):

@@ -234,3 +234,41 @@ def test_pretrained_option_names_what_is_missing(tmp_path: Path, monkeypatch) ->
     r = CliRunner().invoke(main, ["synthesize", "hi", "--pretrained", "en", "--run", str(tmp_path)])
     assert r.exit_code != 0 and "exactly one of --run" in r.output
     assert pretrained.available() == []
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("inputs.prenet_masks.rate", 1.0, "'inputs.prenet_masks.rate' must be a number in [0, 1)"),
+    ("audio.sample_rate", "22050", "'audio.sample_rate' must be an integer"),
+    ("text.symbols", None, "'text.symbols' is missing"),
+    ("griffin_lim.iters", 0, "'griffin_lim.iters' must be an integer >= 1"),
+    ("mel_stats.std", [1.0], "'mel_stats.std' must be"),
+])
+def test_the_demo_refuses_a_bad_sidecar_naming_the_field(exported, tmp_path: Path, field, value,
+                                                         message) -> None:
+    model = tmp_path / "m.tflite"
+    model.write_bytes(exported.path.read_bytes())
+    side = json.loads(sidecar_path(exported.path).read_text(encoding="utf-8"))
+    *parents, last = field.split(".")
+    node = side
+    for key in parents:
+        node = node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    sidecar_path(model).write_text(json.dumps(side), encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(REPO / "mobile_demo" / "synthesize.py"), "--model", str(model),
+                           "Hello.", "--out", str(tmp_path / "x.wav")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and message in proc.stderr + proc.stdout, proc.stderr[-1500:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.wav").exists()
+
+
+def test_the_demo_names_a_truncated_model(exported, tmp_path: Path) -> None:
+    model = tmp_path / "cut.tflite"
+    data = exported.path.read_bytes()
+    model.write_bytes(data[: len(data) // 3])
+    sidecar_path(model).write_text(sidecar_path(exported.path).read_text(encoding="utf-8"), encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(REPO / "mobile_demo" / "synthesize.py"), "--model", str(model),
+                           "Hello.", "--out", str(tmp_path / "x.wav")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-1500:]
+    assert f"{model}: not a readable exported model" in proc.stderr + proc.stdout

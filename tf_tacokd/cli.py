@@ -471,7 +471,7 @@ def runs_options(run_help: str):
 @click.option("--sentences", default="builtin-hard", show_default=True,
               help="builtin-hard (the package's hard set), builtin-indomain (the test split of the "
                    "run's data, with natural audio for MCD) or a file: one sentence per line, or "
-                   "category<TAB>text.")
+                   "category<TAB>text (a new category declared first in a '# categories: NAME ...' line).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default=None,
               help="Expected language (checked against the runs)  [default: the runs' language].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,

@@ -200,6 +200,14 @@ class DistillConfig:
     feature_loss: Literal["l2", "l1+l2"] = "l2"
     # Weight of Loss_f's mel terms (1: the paper; the stop term always has weight 1).
     feature_weight: float = field(default=1.0, metadata={"min": 0.0})
+    # Not the paper: weight of a global-variance term (Toda & Tokuda 2007) that matches each
+    # utterance's per-band standard deviation over time of the student's mel (before and after
+    # the postnet) to the natural one's. L2 alone is lowest for the per-utterance mean frame
+    # when the free-running output correlates poorly with the natural frames: the drone.
+    gv_weight: float = field(default=0.0, metadata={"min": 0.0})
+    # The same for the distilled decoder states: each unit's standard deviation over time
+    # matched to the teacher's (Loss_d alone is lowest for the teacher's mean state).
+    state_gv_weight: float = field(default=0.0, metadata={"min": 0.0})
     steps: int = field(default=150_000, metadata={"min": 1})
     tune_lambda_min: float = field(default=0.01, metadata={"min_exclusive": 0.0})
     tune_lambda_max: float = field(default=100.0, metadata={"min_exclusive": 0.0})

@@ -13,6 +13,14 @@ steps and yields ``s_hat`` and the mel ``y_hat``::
                  feature_weight scales the mel terms)
     Loss_d     = mean over real steps of ||s_t - s_hat_t||^2  (chosen LSTM layers) (eq. 7)
     Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
+                 (options, not the paper: + gv_weight * GV(mel) + state_gv_weight * GV(s),
+                 GV(x) = mean over utterances and dimensions of (std_t(x̂) - std_t(x))^2,
+                 the standard deviation over real time steps; see ``gv_loss``)
+
+Reported besides the losses, to see a collapse while it happens (1 = no collapse):
+``mel_spread`` is the variance over time of the student's mel relative to the natural
+mel's (per utterance, summed over bands, averaged over utterances); ``state_spread`` the
+same for the distilled decoder states relative to the teacher's.
 
 Example:
     >>> from tf_tacokd.config import load_config
@@ -32,7 +40,7 @@ import tensorflow as tf
 
 from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
-from .model.tacotron2 import apply_clipped, masked_mean, masked_mse, report
+from .model.tacotron2 import apply_clipped, frame_correlation, masked_mean, masked_mse, report
 from .train import TrainResult, fit_run, load_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
@@ -64,6 +72,40 @@ def masked_mae(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor
     return masked_mean(err, mask[:, :frames])
 
 
+def temporal_variance(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Variance over real time steps of each dimension, per example: ``[B, T, D]`` -> ``[B, D]``."""
+    x = tf.cast(x, tf.float32)
+    m = mask[..., tf.newaxis]
+    n = tf.maximum(tf.reduce_sum(m, 1), 1.0)
+    mean = tf.reduce_sum(x * m, 1) / n
+    return tf.reduce_sum(tf.square(x - mean[:, tf.newaxis]) * m, 1) / n
+
+
+def gv_loss(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Global-variance matching: mean over examples and dimensions of
+    ``(std_t(pred) - std_t(target))^2``, the standard deviations over real time steps.
+
+    Zero for any prediction that varies as much as the target in every dimension, whatever
+    its timing; large for a flat output (a drone). The mean over examples is a share of the
+    global mean under a distribution strategy (see ``masked_mean``).
+    """
+    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
+    mask = mask[:, :frames]
+    std = lambda x: tf.sqrt(temporal_variance(x[:, :frames], mask) + 1e-6)  # noqa: E731
+    per_example = tf.reduce_mean(tf.square(std(pred) - std(tf.stop_gradient(target))), -1)
+    return masked_mean(per_example, tf.cast(tf.reduce_any(mask > 0, -1), tf.float32))
+
+
+def spread_ratio(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean over examples of ``sum_d var_t(pred) / sum_d var_t(target)`` (this replica's
+    examples: a plain mean, not a share)."""
+    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
+    mask = mask[:, :frames]
+    ratio = (tf.reduce_sum(temporal_variance(pred[:, :frames], mask), -1)
+             / tf.maximum(tf.reduce_sum(temporal_variance(target[:, :frames], mask), -1), 1e-8))
+    return tf.reduce_mean(ratio)
+
+
 def _step_mean(hidden: tf.Tensor, step_mask: tf.Tensor) -> tf.Tensor:
     """The masked mean state over real steps, broadcast to every step ``[B, steps, units]``."""
     m = step_mask[..., tf.newaxis]
@@ -88,8 +130,9 @@ class Distiller(keras.Model):
         self.teacher.trainable = False
         self.student.encoder.trainable = settings.train_encoder
         self.r = student.r
-        names = ["loss", "feature_loss", "distill_loss", "distill_relative", "mel_loss", "postnet_loss",
-                 "stop_loss", "ga_loss", "fr_mel_loss", "fr_postnet_loss"]
+        names = ["loss", "feature_loss", "distill_loss", "distill_relative", "mel_spread", "state_spread",
+                 "gv_loss", "state_gv_loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss",
+                 "fr_mel_loss", "fr_postnet_loss", "fr_correlation"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True
 
@@ -152,6 +195,17 @@ class Distiller(keras.Model):
         mse = distillation_loss(s, s_hat, step_mask, units, d.layers, "mean")
         losses["distill_relative"] = mse / tf.maximum(spread, 1e-8)
         losses["loss"] = losses["feature_loss"] + d.lambda_ * losses["distill_loss"]
+        chosen = lambda h: tf.concat([h[..., i * units:(i + 1) * units] for i in d.layers], -1)  # noqa: E731
+        s_sel, s_hat_sel = chosen(s), chosen(s_hat)
+        losses["mel_spread"] = spread_ratio(out["mel"], data["mel"], data["mel_mask"])
+        losses["state_spread"] = spread_ratio(s_hat_sel, s_sel, step_mask)
+        if d.gv_weight > 0:
+            losses["gv_loss"] = (gv_loss(out["mel_before"], data["mel"], data["mel_mask"])
+                                 + gv_loss(out["mel"], data["mel"], data["mel_mask"]))
+            losses["loss"] += d.gv_weight * losses["gv_loss"]
+        if d.state_gv_weight > 0:
+            losses["state_gv_loss"] = gv_loss(s_hat_sel, s_sel, step_mask)
+            losses["loss"] += d.state_gv_weight * losses["state_gv_loss"]
         return losses, out
 
     def train_step(self, data):
@@ -171,10 +225,13 @@ class Distiller(keras.Model):
         # the student's training mode is free running: its validation is what inference does
         losses["fr_mel_loss"] = masked_mse(out["mel_before"], data["mel"], data["mel_mask"])
         losses["fr_postnet_loss"] = masked_mse(out["mel"], data["mel"], data["mel_mask"])
+        losses["fr_correlation"] = frame_correlation(out["mel"], data["mel"], data["mel_mask"])
         return self._report(losses)
 
     def _report(self, losses):
-        return report(self.trackers, losses)
+        # ratios computed on this replica's examples, not shares of a global mean
+        return report(self.trackers, losses, shared={"distill_relative", "mel_spread", "state_spread",
+                                                           "fr_correlation"})
 
 
 def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:

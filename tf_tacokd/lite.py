@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SIDECAR_VERSION", "LiteSynthesizer", "griffin_lim_np", "load_interpreter", "load_sidecar",
-           "mel_to_audio_np", "mel_to_linear_np", "prenet_masks", "sidecar_path", "write_wav"]
+           "mel_to_audio_np", "mel_to_linear_np", "prenet_masks", "sidecar_path", "validate_sidecar",
+           "write_wav"]
 
 SIDECAR_VERSION = 1
 
@@ -46,16 +47,107 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def load_sidecar(model_path: str | Path) -> dict[str, Any]:
-    """The JSON sidecar next to an exported ``.tflite`` (clear error if missing or too new)."""
+    """The JSON sidecar next to an exported ``.tflite``, validated (:func:`validate_sidecar`):
+    a clear error naming the file and the field if it is missing, too new, or malformed."""
     path = sidecar_path(model_path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the sidecar JSON written by `tacokd export` is missing; "
                                 "copy it next to the .tflite file")
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format_version", 0) > SIDECAR_VERSION:
-        raise ValueError(f"{path}: sidecar format {data.get('format_version')} is newer than this "
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable sidecar JSON ({e}); export the model again") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a sidecar (a JSON object expected); export the model again")
+    version = data.get("format_version", 0)
+    if isinstance(version, int) and version > SIDECAR_VERSION:
+        raise ValueError(f"{path}: sidecar format {version} is newer than this "
                          f"package understands ({SIDECAR_VERSION}); upgrade tf_tacokd")
+    validate_sidecar(data, path)
     return data
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and np.isfinite(v)
+
+
+def _choice(key: str) -> tuple[Any, str]:
+    """A check for one of the values ``[text] key`` allows in a config (its ``Literal``)."""
+    from typing import get_args, get_type_hints
+
+    from .config import TextConfig  # dataclasses only: no TensorFlow
+
+    allowed = get_args(get_type_hints(TextConfig)[key])
+    return (lambda v: v in allowed), " or ".join(f'"{a}"' for a in allowed)
+
+
+#: field -> (check, what it must be); every field the on-device synthesis reads
+_SIDECAR_FIELDS: dict[str, tuple[Any, str]] = {
+    "format_version": (_is_int, "an integer"),
+    "signature": (lambda v: isinstance(v, str) and v != "", "a signature name"),
+    "inputs.text_ids.max_tokens": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "inputs.prenet_masks.shape": (lambda v: isinstance(v, list) and len(v) == 3
+                                  and all(_is_int(x) and x >= 1 for x in v), "3 integers >= 1"),
+    "inputs.prenet_masks.rate": (lambda v: _is_number(v) and 0 <= v < 1,
+                                 "a number in [0, 1) (1 would drop every prenet unit: silence)"),
+    "model.reduction_factor": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "model.n_mels": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    **{f"text.{key}": _choice(key) for key in ("language", "prosody_marks", "latin_in_mandarin")},
+    "text.strict": (lambda v: isinstance(v, bool), "true or false"),
+    "text.symbols": (lambda v: isinstance(v, list) and len(v) > 1 and all(isinstance(x, str) for x in v),
+                     "a list of symbol strings"),
+    "audio.sample_rate": (lambda v: _is_int(v) and v >= 1000, "an integer >= 1000 (Hz)"),
+    "audio.n_fft": (lambda v: _is_int(v) and v >= 16, "an integer >= 16"),
+    "audio.hop_length": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "audio.win_length": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "audio.n_mels": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "audio.fmin": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "audio.fmax": (lambda v: v is None or (_is_number(v) and v > 0), "a number > 0 or null"),
+    "audio.mel_floor": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "audio.normalize_mel": (lambda v: isinstance(v, bool), "true or false"),
+    "audio.magnitude_power": (lambda v: _is_number(v) and v > 0, "a number > 0"),
+    "griffin_lim.iters": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "griffin_lim.momentum": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+}
+
+
+def validate_sidecar(data: dict[str, Any], path: str | Path = "sidecar") -> None:
+    """Raise ``ValueError`` naming the file and the first missing or wrong-typed field.
+
+    Checks every field :class:`LiteSynthesizer` reads (types and ranges), that the mel sizes
+    agree, and that ``mel_stats`` has one mean and one positive std per band when the mel is
+    normalised.
+    """
+    missing = object()
+    for field_name, (check, what) in _SIDECAR_FIELDS.items():
+        value: Any = data
+        for key in field_name.split("."):
+            value = value.get(key, missing) if isinstance(value, dict) else missing
+        if value is missing:
+            raise ValueError(f"{path}: sidecar field {field_name!r} is missing; export the model again")
+        if not check(value):
+            raise ValueError(f"{path}: sidecar field {field_name!r} must be {what}, got {value!r}")
+    audio = data["audio"]
+    if audio["n_mels"] != data["model"]["n_mels"]:
+        raise ValueError(f"{path}: sidecar fields 'audio.n_mels' ({audio['n_mels']}) and 'model.n_mels' "
+                         f"({data['model']['n_mels']}) disagree")
+    if audio["win_length"] > audio["n_fft"]:
+        raise ValueError(f"{path}: sidecar field 'audio.win_length' ({audio['win_length']}) exceeds "
+                         f"'audio.n_fft' ({audio['n_fft']})")
+    if audio["normalize_mel"]:
+        stats = data.get("mel_stats")
+        for key in ("mean", "std"):
+            values = stats.get(key) if isinstance(stats, dict) else None
+            if (not isinstance(values, list) or len(values) != audio["n_mels"]
+                    or not all(_is_number(v) for v in values)):
+                raise ValueError(f"{path}: sidecar field 'mel_stats.{key}' must be {audio['n_mels']} numbers "
+                                 "(the mel is normalised)")
+        if min(stats["std"]) <= 0:
+            raise ValueError(f"{path}: sidecar field 'mel_stats.std' must be positive")
 
 
 def _mel_filterbank(audio: dict[str, Any]) -> np.ndarray:
@@ -209,7 +301,12 @@ class LiteSynthesizer:
             raise ValueError(f"{self.model_path}: its symbol table differs from this tf_tacokd's front end; "
                              f"use the version that exported it ({side.get('created_by')})")
         t0 = time.perf_counter()
-        self._runner = load_interpreter(self.model_path, threads).get_signature_runner(side["signature"])
+        try:
+            self._runner = load_interpreter(self.model_path, threads).get_signature_runner(side["signature"])
+        except (ValueError, RuntimeError) as e:  # a truncated or foreign file, a missing signature
+            raise ValueError(f"{self.model_path}: not a readable exported model ({str(e).strip()[:200]}); "
+                             "the file may be truncated or not from `tacokd export`: export or copy it again"
+                             ) from None
         self.load_ms = (time.perf_counter() - t0) * 1000
 
     @property

@@ -8,7 +8,9 @@ Built-in hard sets (written for this project, shipped in the package):
 - ``hard_zh``: 12 single characters, 14 tongue twisters, 12 repeated numbers, 14 long sentences.
 
 A sentence file is UTF-8 with one sentence per line, or ``category<TAB>text``; blank lines and
-lines starting with ``#`` are ignored.
+lines starting with ``#`` are ignored. A category must be one of the built-in sets' categories
+(:func:`known_categories`) or be declared in a ``# categories: NAME NAME ...`` line before
+it is used, so a typo or a stray tab inside a sentence is an error, not a new category.
 
 Example:
     >>> s = builtin_hard("en")
@@ -23,7 +25,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TestSentence", "builtin_hard", "indomain", "load_sentence_file", "load_sentences"]
+__all__ = ["TestSentence", "builtin_hard", "indomain", "known_categories", "load_sentence_file",
+           "load_sentences"]
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,33 @@ class TestSentence:
     frames: int | None = None
 
 
-def _parse(lines: list[str], source: str) -> list[TestSentence]:
+def _builtin_lines(lang: str) -> list[str]:
+    res = importlib.resources.files("tf_tacokd.evaluate") / "sentences" / f"hard_{lang}.tsv"
+    return res.read_text(encoding="utf-8").splitlines()
+
+
+def known_categories() -> set[str]:
+    """Categories a sentence file may use without declaring them: those of the built-in hard
+    sets, ``custom`` (lines without a category) and ``indomain``."""
+    found = {"custom", "indomain"}
+    for lang in ("en", "zh"):
+        found |= {line.partition("\t")[0].strip() for line in _builtin_lines(lang)
+                  if "\t" in line and not line.lstrip().startswith("#")}
+    return found
+
+
+def _parse(lines: list[str], source: str, check_categories: bool = True) -> list[TestSentence]:
     out: list[TestSentence] = []
     counts: Counter[str] = Counter()
+    allowed = known_categories() if check_categories else set()
     for number, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("#"):
+            head, sep, names = line.lstrip("# \t").partition(":")
+            if sep and head.strip().lower() == "categories":
+                allowed |= set(names.replace(",", " ").split())
             continue
         category, sep, text = line.partition("\t")
         if not sep:
@@ -60,6 +84,15 @@ def _parse(lines: list[str], source: str) -> list[TestSentence]:
             raise ValueError(f"{source}:{number}: no text after the category {category!r}")
         if not category.replace("_", "").replace("-", "").isalnum():
             raise ValueError(f"{source}:{number}: category {category!r} must be letters, digits, _ or -")
+        if check_categories and category not in allowed:
+            import difflib
+
+            near = difflib.get_close_matches(category, sorted(allowed), 1)
+            raise ValueError(
+                f"{source}:{number}: unknown category {category!r}"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f"; known: {', '.join(sorted(allowed))}. Declare new ones in a '# categories: NAME ...' "
+                "line above, or if the tab belongs to the sentence, replace it with a space")
         counts[category] += 1
         out.append(TestSentence(f"{category}-{counts[category]:03d}", category, text))
     if not out:
@@ -81,8 +114,7 @@ def builtin_hard(lang: str) -> list[TestSentence]:
     """The built-in hard set of ``lang`` ("en" or "zh")."""
     if lang not in ("en", "zh"):
         raise ValueError(f"no built-in hard set for language {lang!r}: use en or zh")
-    res = importlib.resources.files("tf_tacokd.evaluate") / "sentences" / f"hard_{lang}.tsv"
-    return _parse(res.read_text(encoding="utf-8").splitlines(), f"hard_{lang}.tsv")
+    return _parse(_builtin_lines(lang), f"hard_{lang}.tsv", check_categories=False)
 
 
 def indomain(data_dir: str | Path, limit: int | None = None) -> list[TestSentence]:

@@ -25,7 +25,7 @@ from .encoder import Encoder
 from .layers import Postnet
 
 __all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse", "masked_mean", "global_sum",
-           "apply_clipped", "report"]
+           "frame_correlation", "apply_clipped", "report"]
 
 MODES = {"teacher_forcing", "scheduled_sampling", "free_running"}
 
@@ -96,6 +96,25 @@ def masked_mse(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor
     return masked_mean(err, mask[:, :frames])
 
 
+def frame_correlation(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Pearson correlation of predicted and natural frames, per example over its real frames
+    and all bands after removing each band's mean over time; the mean over this replica's
+    examples (a plain mean, not a share).
+
+    A free-running output whose correlation is below 0.5 has a larger L2 distance to the
+    natural frames than the example's mean frame has, if it varies as much as they do: the
+    L2 loss then rewards flattening it (the drone of issue 15).
+    """
+    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
+    m = mask[:, :frames, tf.newaxis]
+    n = tf.maximum(tf.reduce_sum(m, 1, keepdims=True), 1.0)
+    centre = lambda x: (x - tf.reduce_sum(x * m, 1, keepdims=True) / n) * m  # noqa: E731
+    p, t = centre(tf.cast(pred[:, :frames], tf.float32)), centre(tf.cast(target[:, :frames], tf.float32))
+    num = tf.reduce_sum(p * t, [1, 2])
+    den = tf.sqrt(tf.reduce_sum(p * p, [1, 2]) * tf.reduce_sum(t * t, [1, 2]))
+    return tf.reduce_mean(num / tf.maximum(den, 1e-8))
+
+
 def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) -> tf.Tensor:
     """Tachibana et al. (2018): penalise attention far from the diagonal.
 
@@ -114,14 +133,15 @@ def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) 
     return tf.reduce_sum(alignments * w * mask) / tf.maximum(steps, 1.0)
 
 
-SHARED = {"teacher_prob"}  # reported values that are not per-replica shares of a mean
+SHARED = {"teacher_prob", "fr_correlation"}  # reported values that are not per-replica shares of a mean
 
 
-def report(trackers: dict, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-    """Update the Mean trackers with the global values (a replica's share times N)."""
+def report(trackers: dict, losses: dict[str, tf.Tensor], shared: set[str] = SHARED) -> dict[str, tf.Tensor]:
+    """Update the Mean trackers with the global values (a replica's share times N; the
+    names in ``shared`` are reported as they are)."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     for name, value in losses.items():
-        trackers[name].update_state(value if name in SHARED else value * replicas)
+        trackers[name].update_state(value if name in shared else value * replicas)
     return {name: trackers[name].result() for name in losses}
 
 
@@ -192,7 +212,7 @@ class Tacotron2(keras.Model):
         self.train_settings: TrainConfig | None = None
         self._infer_fns: dict = {}  # one compiled decoder per (step bound, window)
         names = ["loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss", "fr_mel_loss",
-                 "fr_postnet_loss", "teacher_prob"]
+                 "fr_postnet_loss", "fr_correlation", "teacher_prob"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
     @classmethod
@@ -378,6 +398,7 @@ class Tacotron2(keras.Model):
         fr = self.run(data["text_ids"], data["mel"], teacher_prob=0.0, seed=seed)
         losses["fr_mel_loss"] = masked_mse(fr["mel_before"], data["mel"], data["mel_mask"])
         losses["fr_postnet_loss"] = masked_mse(fr["mel"], data["mel"], data["mel_mask"])
+        losses["fr_correlation"] = frame_correlation(fr["mel"], data["mel"], data["mel_mask"])
         return self._report(losses)
 
     def _report(self, losses: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
