@@ -70,7 +70,8 @@ def main() -> None:
             return [best_of(lambda: griffin_lim_np(lin, audio, it, cfg.audio.griffin_lim_momentum, 0), 1)[0]
                     for it in args.gl_iters]
 
-        t_tf, ref = best_of(lambda: serve(tf.constant(ids), tf.constant(masks)), args.repeats)
+        limit = np.asarray([args.steps], np.int32)
+        t_tf, ref = best_of(lambda: serve(tf.constant(ids), tf.constant(masks), tf.constant(limit)), args.repeats)
         mel = ref["mel"].numpy()[0]
         gls = gl_times(mel)
         rows.append((name, "TF (tf.function)", n_params * 4 / 1e6, t_tf, seconds, gls))
@@ -80,7 +81,7 @@ def main() -> None:
                 blob = _convert(model, serve, quantize, Path(tmp))
                 convert_s = time.perf_counter() - t0
             runner = load_interpreter(threads=args.threads, model_content=blob).get_signature_runner("serve")
-            t_lite, out = best_of(lambda: runner(text_ids=ids, prenet_masks=masks), args.repeats)
+            t_lite, out = best_of(lambda: runner(text_ids=ids, prenet_masks=masks, step_limit=limit), args.repeats)
             assert int(out["mel_frames"][0]) == args.steps * model.r
             label = {"none": "TFLite float32", "dynamic": "TFLite dynamic int8", "float16": "TFLite float16"}[quantize]
             rows.append((name, f"{label} (convert {convert_s:.0f} s)", len(blob) / 1e6, t_lite, seconds, gls))

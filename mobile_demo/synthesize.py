@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="prenet masks and Griffin-Lim phase")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gl-iters", type=int, default=None, help="Griffin-Lim iterations [sidecar's]")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="write the wav even if an utterance reached its step bound without stopping")
     args = p.parse_args(argv)
     try:
         synth = LiteSynthesizer(args.model, args.threads)
@@ -41,13 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    for piece in info["incomplete"]:
+        print(f"error: no stop token within the step bound; the utterance was cut off: {piece[:80]!r}",
+              file=sys.stderr)
+    if info["incomplete"] and not args.allow_incomplete:
+        print("error: nothing written (--allow-incomplete writes it anyway)", file=sys.stderr)
+        return 1
     write_wav(args.out, wav, synth.sample_rate)
     seconds = wav.size / synth.sample_rate
     total = (ms["text_to_mel"] + ms["griffin_lim"]) / 1000
     print(f"{args.out}: {seconds:.2f} s of audio, {len(info['utterances'])} utterance(s), {info['tokens']} tokens, "
           f"{info['frames']} frames")
-    for piece in info["incomplete"]:
-        print(f"warning: no stop token before max steps; cut off: {piece[:80]!r}", file=sys.stderr)
     print(f"text->mel {ms['text_to_mel']:.0f} ms, Griffin-Lim {ms['griffin_lim']:.0f} ms, "
           f"model load {ms['load']:.0f} ms")
     if seconds > 0:

@@ -65,18 +65,25 @@ def test_plain_litert_interpreter_reuses_one_instance_across_lengths(exported, r
     for i, text in enumerate(["A.", "Two words.", "A somewhat longer sentence than the others here."]):
         ids = np.asarray([fe.encode(text)], np.int32)
         masks = prenet_masks(30, 1, width, model.settings.prenet_dropout, seed=i)
-        got = runner(text_ids=ids, prenet_masks=masks)
-        ref = serve(tf.constant(ids), tf.constant(masks))
+        limit = np.asarray([30], np.int32)
+        got = runner(text_ids=ids, prenet_masks=masks, step_limit=limit)
+        ref = serve(tf.constant(ids), tf.constant(masks), tf.constant(limit))
         np.testing.assert_allclose(got["mel"], ref["mel"].numpy(), atol=1e-4)
         assert got["alignments"].shape == (1, 30, ids.shape[1])  # [1, steps, tokens]
         np.testing.assert_allclose(got["alignments"], ref["alignments"].numpy(), atol=1e-5)
         assert int(got["mel_frames"][0]) == int(ref["mel_frames"][0]) == 60
+        # the per-text bound: the untrained model never stops, so it decodes exactly that many steps
+        short = runner(text_ids=ids, prenet_masks=masks, step_limit=np.asarray([7], np.int32))
+        assert int(short["mel_frames"][0]) == 14 and not int(short["finished"][0])
+        # the same frames up to the bound (before the postnet, whose convolutions see the whole mel)
+        np.testing.assert_allclose(short["mel_before_postnet"], got["mel_before_postnet"][:, :14], atol=1e-5)
 
 
 def test_sidecar_round_trips(exported, run: Path) -> None:
     side = load_sidecar(exported.path)
     cfg = load_config(run / "config.toml")
-    assert side["format_version"] == 1 and side["quantize"] == "none" and side["signature"] == "serve"
+    assert side["format_version"] == 2 and side["quantize"] == "none" and side["signature"] == "serve"
+    assert side["inputs"]["step_limit"] == {**side["inputs"]["step_limit"], "dtype": "int32", "shape": [1]}
     fe = TextFrontEnd(side["text"]["language"], side["text"]["strict"], side["text"]["prosody_marks"],
                       side["text"]["latin_in_mandarin"])
     assert list(fe.symbols.symbols) == side["text"]["symbols"]
@@ -185,7 +192,8 @@ def test_demo_writes_speech_without_tensorflow(exported, tmp_path: Path) -> None
     wav = tmp_path / "demo.wav"
     code = (
         "import runpy, sys\n"
-        f"sys.argv = ['synthesize.py', '--model', {str(exported.path)!r}, 'Hello there.', '--out', {str(wav)!r}]\n"
+        f"sys.argv = ['synthesize.py', '--model', {str(exported.path)!r}, 'Hello there.', '--out', {str(wav)!r},"
+        " '--allow-incomplete']\n"
         "try:\n"
         f"    runpy.run_path({str(REPO / 'mobile_demo' / 'synthesize.py')!r}, run_name='__main__')\n"
         "except SystemExit as e:\n"
@@ -201,6 +209,14 @@ def test_demo_writes_speech_without_tensorflow(exported, tmp_path: Path) -> None
         assert f.getframerate() == side["audio"]["sample_rate"] and f.getnchannels() == 1
         pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2")
     assert pcm.size > 0 and np.abs(pcm).max() > 1000  # not silent
+    assert "error: no stop token within the step bound" in proc.stderr  # the untrained model never stops
+    # ... and without --allow-incomplete that is an error: nothing written, exit 1
+    wav2 = tmp_path / "cut.wav"
+    proc = subprocess.run([sys.executable, str(REPO / "mobile_demo" / "synthesize.py"), "--model",
+                           str(exported.path), "Hello there.", "--out", str(wav2)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1 and not wav2.exists() and "Traceback" not in proc.stderr
+    assert "nothing written (--allow-incomplete writes it anyway)" in proc.stderr
 
 
 def test_packed_pretrained_model_rebuilds_and_exports(run: Path, tmp_path: Path, monkeypatch) -> None:

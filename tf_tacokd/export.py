@@ -107,7 +107,8 @@ def serving_function(model, max_steps: int, alignments: bool = False, alignment_
 
     Args:
         model: a built :class:`~tf_tacokd.model.Tacotron2`.
-        max_steps: decoder step bound (the size of the frame buffers and of ``prenet_masks``).
+        max_steps: decoder step bound (the size of the frame buffers and of ``prenet_masks``);
+            the ``step_limit`` input lowers it per text (:func:`device_step_limit`).
         alignments: also return the attention weights (needs ``alignment_width``: the
             longest text in tokens the exported model accepts).
         window: attention window (default: the model's ``attention_window`` setting).
@@ -123,10 +124,11 @@ def serving_function(model, max_steps: int, alignments: bool = False, alignment_
         raise ValueError("alignments=True needs alignment_width (the longest text in tokens)")
 
     @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="text_ids"),
-                                  tf.TensorSpec([max_steps, 1, width], tf.float32, name="prenet_masks")])
-    def serve(text_ids, prenet_masks):
+                                  tf.TensorSpec([max_steps, 1, width], tf.float32, name="prenet_masks"),
+                                  tf.TensorSpec([1], tf.int32, name="step_limit")])
+    def serve(text_ids, prenet_masks, step_limit):
         out = model.run(text_ids, max_steps=max_steps, window=win, collect=collect, prenet_masks=prenet_masks,
-                        alignment_width=alignment_width if alignments else None)
+                        alignment_width=alignment_width if alignments else None, step_limit=step_limit[0])
         result = {"mel": tf.cast(out["mel"], tf.float32), "mel_frames": out["lengths"],
                   "mel_before_postnet": tf.cast(out["mel_before"], tf.float32),
                   "stop_probs": tf.sigmoid(tf.cast(out["stop_logits"], tf.float32)),
@@ -248,10 +250,11 @@ def _verify(model, serve, model_bytes: bytes, texts: Sequence[str], front_end, m
     for i, text in enumerate(texts):
         ids = np.asarray([front_end.encode(text)], np.int32)
         masks = prenet_masks(max_steps, 1, sum(m.prenet_units), m.prenet_dropout, seed + i)
+        limit = np.asarray([max_steps], np.int32)
         t0 = time.perf_counter()
-        got = runner(text_ids=ids, prenet_masks=masks)
+        got = runner(text_ids=ids, prenet_masks=masks, step_limit=limit)
         t1 = time.perf_counter()
-        free = {k: v.numpy() for k, v in serve(tf.constant(ids), tf.constant(masks)).items()}
+        free = {k: v.numpy() for k, v in serve(tf.constant(ids), tf.constant(masks), tf.constant(limit)).items()}
         t2 = time.perf_counter()
         n = int(got["mel_frames"][0])
         steps = n // r
@@ -379,6 +382,10 @@ def export_tflite(
             "prenet_masks": {"dtype": "float32", "shape": [max_steps, 1, width], "rate": m.prenet_dropout,
                              "rule": "keep = numpy.random.default_rng(seed).random(shape) >= rate; "
                                      "masks = keep / (1 - rate)"},
+            "step_limit": {"dtype": "int32", "shape": [1],
+                           "rule": "min(model.max_steps, tf_tacokd.decoding.decoder_bound(tokens, audio, "
+                                   "model.reduction_factor, model.min_decoder_steps + 1)): the decoder "
+                                   "stops there if the stop token has not fired"},
         },
         "outputs": {"mel": {"dtype": "float32", "shape": [1, -1, cfg.audio.n_mels],
                             "note": "log-mel, normalised with mel_stats when audio.normalize_mel"},

@@ -24,7 +24,7 @@ __all__ = ["SIDECAR_VERSION", "LiteSynthesizer", "griffin_lim_np", "load_interpr
            "mel_to_audio_np", "mel_to_linear_np", "prenet_masks", "sidecar_path", "validate_sidecar",
            "write_wav"]
 
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2  # 2: the step_limit input (1: decode up to max_steps)
 
 
 def prenet_masks(steps: int, batch: int, width: int, rate: float, seed: int) -> np.ndarray:
@@ -95,6 +95,8 @@ _SIDECAR_FIELDS: dict[str, tuple[Any, str]] = {
     "inputs.prenet_masks.rate": (lambda v: _is_number(v) and 0 <= v < 1,
                                  "a number in [0, 1) (1 would drop every prenet unit: silence)"),
     "model.reduction_factor": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "model.max_steps": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "model.min_decoder_steps": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "model.n_mels": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     **{f"text.{key}": _choice(key) for key in ("language", "prosody_marks", "latin_in_mandarin")},
     "text.strict": (lambda v: isinstance(v, bool), "true or false"),
@@ -313,6 +315,15 @@ class LiteSynthesizer:
     def sample_rate(self) -> int:
         return int(self.sidecar["audio"]["sample_rate"])
 
+    def step_limit(self, n_tokens: int) -> int:
+        """Decoder steps allowed for an utterance of ``n_tokens`` (as on the host:
+        :func:`tf_tacokd.decoding.decoder_bound`, at most the exported ``max_steps``)."""
+        from .decoding import decoder_bound
+
+        m = self.sidecar["model"]
+        return min(m["max_steps"], decoder_bound(n_tokens, self.sidecar["audio"], m["reduction_factor"],
+                                                 m["min_decoder_steps"] + 1))
+
     def synthesize(self, text: str, seed: int = 0, gl_iters: int | None = None, pause: float = 0.15
                    ) -> tuple[np.ndarray, dict[str, float], dict[str, Any]]:
         """``(wav float32, timings in ms, info)``; info has frames, tokens, finished (every
@@ -332,7 +343,10 @@ class LiteSynthesizer:
             if ids.shape[1] > max_tokens:
                 raise ValueError(f"an utterance is {ids.shape[1]} tokens; this model takes at most {max_tokens}: "
                                  f"{piece[:60]!r}")
-            out = self._runner(text_ids=ids, prenet_masks=prenet_masks(steps, batch, width, spec["rate"], seed + i))
+            inputs = {"text_ids": ids, "prenet_masks": prenet_masks(steps, batch, width, spec["rate"], seed + i)}
+            if "step_limit" in self.sidecar["inputs"]:  # format 2; format 1 decodes up to max_steps
+                inputs["step_limit"] = np.asarray([self.step_limit(ids.shape[1])], np.int32)
+            out = self._runner(**inputs)
             frames = int(out["mel_frames"][0])
             mels.append(out["mel"][0, :frames])
             finished.append(bool(out["finished"][0]))

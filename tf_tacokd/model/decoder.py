@@ -128,7 +128,7 @@ class Decoder(keras.layers.Layer):
 
     def call(self, memory, mask, targets=None, teacher_prob=1.0, seed=None, stop_gradient=False,
              max_steps=1000, min_steps=0, stop_threshold=0.5, window=None, collect=OUTPUTS,
-             prenet_masks=None, alignment_width=None):
+             prenet_masks=None, alignment_width=None, step_limit=None):
         """Run the decoder.
 
         Args:
@@ -150,6 +150,9 @@ class Decoder(keras.layers.Layer):
             alignment_width: pad each step's attention weights to this many tokens, so the
                 alignment buffer has a static element shape (export); the result is cut back
                 to the text length.
+            step_limit: inference only: an int32 scalar tensor, stop after this many steps
+                even if it is below ``max_steps`` (an exported model sizes its buffers by
+                ``max_steps`` and takes the bound for each text as an input).
         """
         seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
         keys = self.attention.keys(memory)
@@ -165,6 +168,8 @@ class Decoder(keras.layers.Layer):
             size = n_steps
         else:
             n_steps = tf.constant(max_steps, tf.int32)
+            if step_limit is not None:
+                n_steps = tf.minimum(n_steps, tf.maximum(tf.cast(step_limit, tf.int32), 1))
             natural = None
             size = max_steps
         teacher_prob = tf.cast(teacher_prob, tf.float32)

@@ -234,7 +234,7 @@ class Tacotron2(keras.Model):
 
     def run(self, text_ids, mel=None, teacher_prob=1.0, seed=None, training=False, memory=None,
             max_steps=None, window=None, stop_gradient=False, collect=OUTPUTS,
-            prenet_masks=None, alignment_width=None) -> dict[str, tf.Tensor]:
+            prenet_masks=None, alignment_width=None, step_limit=None) -> dict[str, tf.Tensor]:
         """Encoder (unless ``memory=(outputs, mask)`` is given), decoder and postnet.
 
         Args:
@@ -247,7 +247,8 @@ class Tacotron2(keras.Model):
             memory: precomputed ``(encoder_outputs, mask)`` (e.g. a teacher's encoder).
             window: ``(backward, forward)`` attention window for inference, or None.
             stop_gradient: stop gradients through fed-back predictions.
-            collect, prenet_masks, alignment_width: see :meth:`Decoder.call` (TFLite export).
+            collect, prenet_masks, alignment_width, step_limit: see :meth:`Decoder.call` (TFLite
+                export).
         """
         outputs, mask = memory if memory is not None else self.encode(text_ids, training)
         m = self.settings
@@ -255,7 +256,7 @@ class Tacotron2(keras.Model):
                            stop_gradient=stop_gradient, max_steps=max_steps or m.max_decoder_steps,
                            min_steps=m.min_decoder_steps, stop_threshold=m.stop_threshold,
                            window=window, collect=collect, prenet_masks=prenet_masks,
-                           alignment_width=alignment_width)
+                           alignment_width=alignment_width, step_limit=step_limit)
         mel_after = self.postnet(dec.frames, training=training)
         return {"mel": mel_after, "mel_before": dec.frames, "stop_logits": dec.stop_logits,
                 "alignments": dec.alignments, "hidden": dec.hidden, "lengths": dec.lengths * self.r,
