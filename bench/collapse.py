@@ -57,7 +57,7 @@ def free_running_correlation(run: Path, data: Path, batches: int = 4) -> float:
     import tf_tacokd.model  # noqa: F401  (registers the classes)
     from tf_tacokd.config import load_config
     from tf_tacokd.data.dataset import make_dataset
-    from tf_tacokd.model.tacotron2 import frame_correlation
+    from tf_tacokd.model.losses import frame_correlation
 
     model = keras.saving.load_model(run / "model.keras", compile=False)
     cfg = load_config(run / "config.toml")

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tf_tacokd.config import load_config
 from tf_tacokd.model import PaperSchedule, Tacotron2, masked_mse, teacher_prob_at
-from tf_tacokd.model.tacotron2 import guided_attention_loss
+from tf_tacokd.model.losses import guided_attention_loss
 
 CFG = load_config("tiny_en")
 N_SYMBOLS, N_MELS, R = 37, CFG.audio.n_mels, CFG.model.reduction_factor

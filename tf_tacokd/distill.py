@@ -40,7 +40,8 @@ import tensorflow as tf
 
 from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
-from .model.tacotron2 import apply_clipped, frame_correlation, masked_mean, masked_mse, report
+from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
+from .model.train_step import apply_clipped, report
 from .train import TrainResult, fit_run, load_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
@@ -63,47 +64,6 @@ def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, lay
     diff = tf.concat([teacher_hidden[..., p] - student_hidden[..., p] for p in parts], -1)
     per_step = tf.reduce_mean(tf.square(diff), -1) if reduction == "mean" else tf.reduce_sum(tf.square(diff), -1)
     return masked_mean(per_step, step_mask)
-
-
-def masked_mae(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean absolute error over real frames (``mask`` ``[B, F]``, values ``[B, F, n_mels]``)."""
-    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
-    err = tf.reduce_mean(tf.abs(tf.cast(pred, tf.float32)[:, :frames] - target[:, :frames]), -1)
-    return masked_mean(err, mask[:, :frames])
-
-
-def temporal_variance(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Variance over real time steps of each dimension, per example: ``[B, T, D]`` -> ``[B, D]``."""
-    x = tf.cast(x, tf.float32)
-    m = mask[..., tf.newaxis]
-    n = tf.maximum(tf.reduce_sum(m, 1), 1.0)
-    mean = tf.reduce_sum(x * m, 1) / n
-    return tf.reduce_sum(tf.square(x - mean[:, tf.newaxis]) * m, 1) / n
-
-
-def gv_loss(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Global-variance matching: mean over examples and dimensions of
-    ``(std_t(pred) - std_t(target))^2``, the standard deviations over real time steps.
-
-    Zero for any prediction that varies as much as the target in every dimension, whatever
-    its timing; large for a flat output (a drone). The mean over examples is a share of the
-    global mean under a distribution strategy (see ``masked_mean``).
-    """
-    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
-    mask = mask[:, :frames]
-    std = lambda x: tf.sqrt(temporal_variance(x[:, :frames], mask) + 1e-6)  # noqa: E731
-    per_example = tf.reduce_mean(tf.square(std(pred) - std(tf.stop_gradient(target))), -1)
-    return masked_mean(per_example, tf.cast(tf.reduce_any(mask > 0, -1), tf.float32))
-
-
-def spread_ratio(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean over examples of ``sum_d var_t(pred) / sum_d var_t(target)`` (this replica's
-    examples: a plain mean, not a share)."""
-    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
-    mask = mask[:, :frames]
-    ratio = (tf.reduce_sum(temporal_variance(pred[:, :frames], mask), -1)
-             / tf.maximum(tf.reduce_sum(temporal_variance(target[:, :frames], mask), -1), 1e-8))
-    return tf.reduce_mean(ratio)
 
 
 def _step_mean(hidden: tf.Tensor, step_mask: tf.Tensor) -> tf.Tensor:

@@ -4,7 +4,9 @@ from .attention import LocationSensitiveAttention
 from .decoder import Decoder, DecoderOutput
 from .encoder import Encoder
 from .layers import ConvBlock, Linear, Postnet, Prenet
-from .tacotron2 import PaperSchedule, Tacotron2, masked_mse, teacher_prob_at
+from .losses import masked_mse
+from .schedules import PaperSchedule, teacher_prob_at
+from .tacotron2 import Tacotron2
 
 __all__ = [
     "Tacotron2", "Encoder", "Decoder", "DecoderOutput", "LocationSensitiveAttention", "Prenet",

@@ -12,7 +12,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import keras
@@ -23,153 +22,13 @@ from ..config import ModelConfig, TrainConfig
 from .decoder import OUTPUTS, Decoder
 from .encoder import Encoder
 from .layers import Postnet
+from .losses import frame_correlation, guided_attention_loss, masked_mean, masked_mse
+from .schedules import PaperSchedule, teacher_prob_at
+from .train_step import apply_clipped, report
 
-__all__ = ["Tacotron2", "PaperSchedule", "teacher_prob_at", "masked_mse", "masked_mean", "global_sum",
-           "frame_correlation", "apply_clipped", "report"]
+__all__ = ["Tacotron2"]
 
 MODES = {"teacher_forcing", "scheduled_sampling", "free_running"}
-
-
-@keras.saving.register_keras_serializable(package="tf_tacokd")
-class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Constant ``initial`` until ``decay_start``, then exponential decay reaching
-    ``final`` after ``decay_steps`` more steps, and constant ``final`` after that."""
-
-    def __init__(self, initial: float, final: float, decay_start: int, decay_steps: int) -> None:
-        self.initial, self.final = initial, final
-        self.decay_start, self.decay_steps = decay_start, decay_steps
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        progress = tf.clip_by_value((step - self.decay_start) / self.decay_steps, 0.0, 1.0)
-        return self.initial * tf.pow(self.final / self.initial, progress)
-
-    def get_config(self) -> dict:
-        return {"initial": self.initial, "final": self.final, "decay_start": self.decay_start,
-                "decay_steps": self.decay_steps}
-
-
-def teacher_prob_at(step, train: TrainConfig) -> tf.Tensor:
-    """Probability of feeding the natural frame at a training step, for ``train.mode``.
-
-    teacher_forcing: 1; free_running: 0; scheduled_sampling: decays from ``ss_start``
-    to ``ss_floor`` over ``ss_decay_steps`` (linear, exponential or inverse sigmoid).
-    """
-    if train.mode == "teacher_forcing":
-        return tf.constant(1.0)
-    if train.mode == "free_running":
-        return tf.constant(0.0)
-    x = tf.cast(step, tf.float32) / float(train.ss_decay_steps)
-    if train.ss_schedule == "linear":
-        frac = 1.0 - tf.minimum(x, 1.0)
-    elif train.ss_schedule == "exponential":  # 1% of the range left at ss_decay_steps
-        frac = tf.pow(0.01, x)
-    else:  # inverse sigmoid, centred on half the decay, ~1% left at the end
-        frac = 1.0 / (1.0 + tf.exp((x - 0.5) * 2.0 * math.log(99.0)))
-    return train.ss_floor + (train.ss_start - train.ss_floor) * frac
-
-
-def global_sum(x: tf.Tensor) -> tf.Tensor:
-    """``x`` summed over all replicas (itself on one device).
-
-    Loss denominators use it: each replica then computes its *share* of the global
-    masked mean, and the shares' gradients, summed by Keras across replicas, are the
-    gradient of the global mean, exactly as on one device whatever the lengths in each
-    replica's part of the batch.
-    """
-    ctx = tf.distribute.get_replica_context()
-    if ctx is not None and ctx.num_replicas_in_sync > 1:
-        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
-    return x
-
-
-def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """``sum(values * mask) / sum(mask)`` with the denominator taken over all replicas."""
-    return tf.reduce_sum(values * mask) / tf.maximum(global_sum(tf.reduce_sum(mask)), 1.0)
-
-
-def masked_mse(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean squared error over real frames: ``mask`` is ``[B, F]``, values ``[B, F, n_mels]``."""
-    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
-    pred = tf.cast(pred, tf.float32)  # float16 under mixed precision
-    err = tf.reduce_mean(tf.square(pred[:, :frames] - target[:, :frames]), -1)
-    return masked_mean(err, mask[:, :frames])
-
-
-def frame_correlation(pred: tf.Tensor, target: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Pearson correlation of predicted and natural frames, per example over its real frames
-    and all bands after removing each band's mean over time; the mean over this replica's
-    examples (a plain mean, not a share).
-
-    A free-running output whose correlation is below 0.5 has a larger L2 distance to the
-    natural frames than the example's mean frame has, if it varies as much as they do: the
-    L2 loss then rewards flattening it (the drone of issue 15).
-    """
-    frames = tf.minimum(tf.shape(pred)[1], tf.shape(target)[1])
-    m = mask[:, :frames, tf.newaxis]
-    n = tf.maximum(tf.reduce_sum(m, 1, keepdims=True), 1.0)
-    centre = lambda x: (x - tf.reduce_sum(x * m, 1, keepdims=True) / n) * m  # noqa: E731
-    p, t = centre(tf.cast(pred[:, :frames], tf.float32)), centre(tf.cast(target[:, :frames], tf.float32))
-    num = tf.reduce_sum(p * t, [1, 2])
-    den = tf.sqrt(tf.reduce_sum(p * p, [1, 2]) * tf.reduce_sum(t * t, [1, 2]))
-    return tf.reduce_mean(num / tf.maximum(den, 1e-8))
-
-
-def guided_attention_loss(alignments, text_lengths, step_lengths, sigma: float) -> tf.Tensor:
-    """Tachibana et al. (2018): penalise attention far from the diagonal.
-
-    ``W[n, t] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2))`` over the valid region of each
-    example. Normalised per decoder step (not per matrix element): each step's weights
-    sum to 1, so the loss is the attention mass off the diagonal band, in [0, 1], on the
-    same scale as the mel loss. (Per element it is ~1/T of that and barely guides.)
-    """
-    n = tf.cast(tf.range(tf.shape(alignments)[1]), tf.float32)[tf.newaxis, :, tf.newaxis]
-    t = tf.cast(tf.range(tf.shape(alignments)[2]), tf.float32)[tf.newaxis, tf.newaxis, :]
-    big_n = tf.cast(step_lengths, tf.float32)[:, tf.newaxis, tf.newaxis]
-    big_t = tf.cast(text_lengths, tf.float32)[:, tf.newaxis, tf.newaxis]
-    w = 1.0 - tf.exp(-tf.square(n / big_n - t / big_t) / (2.0 * sigma**2))
-    mask = tf.cast((n < big_n) & (t < big_t), tf.float32)
-    steps = global_sum(tf.reduce_sum(tf.cast(step_lengths, tf.float32)))
-    return tf.reduce_sum(alignments * w * mask) / tf.maximum(steps, 1.0)
-
-
-SHARED = {"teacher_prob", "fr_correlation"}  # reported values that are not per-replica shares of a mean
-
-
-def report(trackers: dict, losses: dict[str, tf.Tensor], shared: set[str] = SHARED) -> dict[str, tf.Tensor]:
-    """Update the Mean trackers with the global values (a replica's share times N; the
-    names in ``shared`` are reported as they are)."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    for name, value in losses.items():
-        trackers[name].update_state(value if name in shared else value * replicas)
-    return {name: trackers[name].result() for name in losses}
-
-
-def apply_clipped(optimizer, grads, variables, clip_norm: float) -> None:
-    """Clip by the global norm of the gradient summed over replicas, then apply.
-
-    Under a distribution strategy each replica holds its part of the gradient (its share
-    of the global loss, see ``global_sum``) and Keras sums the parts when applying. To
-    clip the *total* gradient, the parts are summed here first, clipped, and divided
-    again, so that Keras' sum gives back the clipped total: 1 device and N replicas
-    then take the same step.
-    """
-    if clip_norm:
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        # under mixed precision the gradients carry the loss scale: clip the true gradient,
-        # then scale back (the LossScaleOptimizer unscales and skips non-finite steps)
-        scale = getattr(optimizer, "dynamic_scale", None)
-        scale = None if scale is None else tf.cast(scale, tf.float32)
-        if scale is not None:
-            grads = [g / scale for g in grads]
-        grads, _ = tf.clip_by_global_norm(grads, clip_norm)
-        if scale is not None:
-            grads = [g * scale for g in grads]
-        if replicas > 1:
-            grads = [g / replicas for g in grads]
-    optimizer.apply_gradients(zip(grads, variables))
 
 
 @keras.saving.register_keras_serializable(package="tf_tacokd")
