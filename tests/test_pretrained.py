@@ -3,8 +3,11 @@ attend along the text), so `tacokd synthesize --pretrained` works right after in
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tf_tacokd.evaluate.alignment import analyze_alignment
@@ -29,5 +32,48 @@ def test_shipped_model_stops_and_aligns(name: str, tmp_path: Path, monkeypatch: 
     assert 1.5 < seconds < 12.0, seconds  # an utterance of this length, not a cut or a drone
 
 
+OUTPUTS = Path(__file__).parent / "pretrained_outputs.json"
+
+
+def fingerprint(name: str) -> dict:
+    """What a shipped model synthesises for its language's sentence with seed 0: the mel's
+    length, sums and a few values, to 6 digits."""
+    import keras
+
+    import tf_tacokd.model  # noqa: F401  (registers the classes)
+    from tf_tacokd.text import TextFrontEnd
+
+    lang, which = name.split("_")
+    run = pretrained_run(lang, which)
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    ids = TextFrontEnd(lang).encode(SENTENCES[lang])
+    out = model.infer([ids], seed=0)
+    mel = out["mel"][0, : int(out["lengths"][0])].astype(np.float64)
+    return {"frames": int(out["lengths"][0]), "sum": round(float(mel.sum()), 3),
+            "abs_sum": round(float(np.abs(mel).sum()), 3),
+            "first_frame": [round(float(v), 5) for v in mel[0, :8]],
+            "middle_frame": [round(float(v), 5) for v in mel[len(mel) // 2, :8]]}
+
+
+@pytest.mark.parametrize("name", available())
+def test_shipped_models_synthesise_what_they_did(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refactors must not change what the shipped models say. After replacing a shipped model
+    (on purpose), record its new output: ``python tests/test_pretrained.py --update``."""
+    monkeypatch.setenv("TF_TACOKD_CACHE", str(tmp_path))
+    expected = json.loads(OUTPUTS.read_text(encoding="utf-8"))[name]
+    got = fingerprint(name)
+    assert got["frames"] == expected["frames"]
+    np.testing.assert_allclose([got["sum"], got["abs_sum"]], [expected["sum"], expected["abs_sum"]],
+                               rtol=1e-4, atol=0.05)
+    np.testing.assert_allclose(got["first_frame"] + got["middle_frame"],
+                               expected["first_frame"] + expected["middle_frame"], atol=1e-3)
+
+
 def test_both_languages_ship_teacher_and_student() -> None:
     assert {"en_teacher", "en_student", "zh_teacher", "zh_student"} <= set(available())
+
+
+if __name__ == "__main__" and "--update" in sys.argv:
+    OUTPUTS.write_text(json.dumps({name: fingerprint(name) for name in available()}, indent=1) + "\n",
+                       encoding="utf-8")
+    print(f"wrote {OUTPUTS}")
