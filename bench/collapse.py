@@ -40,9 +40,8 @@ CANDIDATES: dict[str, list[str]] = {
     "no-prenet-dropout": ["model.prenet_dropout=0.0"],
     # not the paper: variance-matching terms against the mean-frame optimum (distill.py)
     "gv": ["distill.gv_weight=1.0"],
-    "gv-state": ["distill.gv_weight=1.0", "distill.state_gv_weight=1.0"],
-    "gv-state-lr3e-4": ["distill.gv_weight=1.0", "distill.state_gv_weight=1.0",
-                        "train.learning_rate=3e-4", "train.final_learning_rate=1e-5"],
+    "gv4": ["distill.gv_weight=4.0"],
+    "gv4-state4": ["distill.gv_weight=4.0", "distill.state_gv_weight=4.0"],
 }
 
 
@@ -77,6 +76,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--n", type=int, default=14, help="in-domain sentences")
     p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
+    p.add_argument("--hard-n", type=int, default=0, help="hard-set sentences (0: all)")
     args = p.parse_args()
 
     from tf_tacokd.config import load_config
@@ -85,42 +85,47 @@ def main() -> None:
 
     base = args.config or str(args.teacher / "config.toml")
     lang = load_config(base).text.language
+    key = "judge_wer" if lang == "en" else "judge_ser"
     names = args.only or list(CANDIDATES)
-    rows = []
-    systems = [("teacher-FR", args.teacher)]
-    for name in names:
-        run = args.out / name
-        cfg = load_config(base, CANDIDATES[name])
-        distill(cfg, args.data, args.teacher, run, steps=args.steps, verbose=0, echo=lambda s: None)
-        systems.append((name, run))
-    for name, run in systems:
+    cache_path = args.out / "collapse.json"
+    args.out.mkdir(parents=True, exist_ok=True)
+    cache = {r["name"]: r for r in json.loads(cache_path.read_text(encoding="utf-8"))} if cache_path.is_file() else {}
+    for name in ["teacher-FR", *names]:
+        run = args.teacher if name == "teacher-FR" else args.out / name
+        if name != "teacher-FR":
+            cfg = load_config(base, CANDIDATES[name])
+            distill(cfg, args.data, args.teacher, run, steps=args.steps, verbose=0, echo=lambda s: None)
+        if cache.get(name, {}).get("steps") == args.steps:
+            continue
         ind = run_evaluation([run], args.out / "eval" / name / "indomain", names=[name],
                              sentences="builtin-indomain", data_dir=args.data, limit=args.n,
                              metrics=["attention", "intelligibility"])
         hard = run_evaluation([run], args.out / "eval" / name / "hard", names=[name],
-                              sentences="builtin-hard", metrics=["attention", "intelligibility"])
+                              sentences="builtin-hard", limit=args.hard_n, metrics=["attention", "intelligibility"])
         s_in, s_hard = ind["systems"][name], hard["systems"][name]
-        mod, gv = s_in.get("modulation_ratio"), s_in.get("gv_ratio")
-        key = "judge_wer" if lang == "en" else "judge_ser"
         last = {}
         if (run / "history.csv").is_file():
             last = list(csv.DictReader((run / "history.csv").open(encoding="utf-8")))[-1]
-        rows.append({"name": name, "fr_correlation": free_running_correlation(run, args.data), "modulation": mod, "gv": gv, "judge_in": s_in.get(key),
-                     "judge_hard": s_hard.get(key),
-                     "hard_errors": s_hard["skips"] + s_hard["repeats"] + s_hard["incomplete"],
-                     "feature_loss": last.get("feature_loss"), "distill_loss": last.get("distill_loss"),
-                     "distill_relative": last.get("distill_relative"), "state_spread": last.get("state_spread")})
-    (args.out / "collapse.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        cache[name] = {"name": name, "steps": args.steps, "fr_correlation": free_running_correlation(run, args.data),
+                       "modulation": s_in.get("modulation_ratio"), "gv": s_in.get("gv_ratio"),
+                       "judge_in": s_in.get(key), "judge_hard": s_hard.get(key),
+                       "hard_errors": s_hard["skips"] + s_hard["repeats"] + s_hard["incomplete"],
+                       "feature_loss": last.get("feature_loss"), "distill_loss": last.get("distill_loss"),
+                       "distill_relative": last.get("distill_relative"), "mel_spread": last.get("mel_spread"),
+                       "state_spread": last.get("state_spread")}
+        cache_path.write_text(json.dumps(list(cache.values()), indent=1), encoding="utf-8")
+        print(f"{name}: {cache[name]}", flush=True)
+    rows = [cache[n] for n in ["teacher-FR", *names] if n in cache]
     print(f"| recipe ({args.steps} steps) | frame correlation | modulation / natural | GV / natural | judge error in domain % "
           "| judge error hard % | hard attention errors | feature loss | Loss_d | Loss_d / teacher spread |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f = lambda v, k=".3f": "–" if v in (None, "") else format(float(v), k)  # noqa: E731
         print(f"| {r['name']} | {f(r['fr_correlation'], '.2f')} | {f(r['modulation'], '.2f')} | {f(r['gv'], '.2f')} | "
               f"{f(100 * r['judge_in'] if r['judge_in'] is not None else None, '.1f')} | "
               f"{f(100 * r['judge_hard'] if r['judge_hard'] is not None else None, '.1f')} | {r['hard_errors']} | "
               f"{f(r['feature_loss'])} | {f(r['distill_loss'])} | {f(r['distill_relative'])} "
-              f"| {f(r['state_spread'], '.2f')} |")
+              f"| {f(r.get('mel_spread'), '.2f')} | {f(r.get('state_spread'), '.2f')} |")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 import tf_tacokd.model  # noqa: F401  (registers the model classes)
 from tf_tacokd.data.dataset import make_dataset
 from tf_tacokd.evaluate.alignment import diagonal_score, focus_rate
-from tf_tacokd.train import load_run
+from tf_tacokd.runs import load_run
 
 
 def main() -> None:

@@ -72,7 +72,7 @@ def model_variants(run: str, data: str, items) -> dict[str, list[np.ndarray]]:
     import tf_tacokd.model  # noqa: F401  (registers the model classes)
     from tf_tacokd.audio import MelStats
     from tf_tacokd.data.dataset import make_dataset
-    from tf_tacokd.train import load_run
+    from tf_tacokd.runs import load_run
 
     info = load_run(run)
     cfg = info.config

@@ -77,13 +77,12 @@ def manual_decode(model: Tacotron2, b, natural: bool) -> np.ndarray:
     memory, mask = model.encode(b["text_ids"])
     dec = model.decoder
     keys = dec.attention.keys(memory)
-    states, weights, cumulative, context, prev = dec.initial_state(memory, mask)
+    state = dec.initial_state(memory, mask)
     frames = []
     for t in range(b["mel"].shape[1] // R):
-        f, stop, hidden, states, weights, cumulative, context = dec.step(
-            prev, states, weights, cumulative, context, memory, keys, mask, SEED + tf.constant([0, 1 + 2 * t]))
+        f, stop, hidden, state = dec.step(state, memory, keys, mask, SEED + tf.constant([0, 1 + 2 * t]))
         frames.append(f.numpy())
-        prev = b["mel"][:, (t + 1) * R - 1] if natural else f[:, -N_MELS:]
+        state = state._replace(prev_frame=b["mel"][:, (t + 1) * R - 1] if natural else f[:, -N_MELS:])
     return np.concatenate(frames, 1).reshape(3, -1, N_MELS)
 
 

@@ -42,7 +42,8 @@ from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
 from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
 from .model.train_step import apply_clipped, report
-from .train import TrainResult, fit_run, load_run, save_model
+from .runs import load_run
+from .train import TrainResult, fit_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
 
@@ -106,6 +107,17 @@ class Distiller(keras.Model):
         else:
             student.encoder.set_weights(teacher.encoder.get_weights())
         return student
+
+    @classmethod
+    def build_from(cls, teacher: Tacotron2, settings: DistillConfig, train: TrainConfig) -> "Distiller":
+        """A compiled distiller from a trained teacher: a frozen copy of it, and a student made
+        by :meth:`student_from` (``settings.student_init``). The only place one is built (the
+        ``distill`` command and every trial of the lambda search)."""
+        teacher_copy = Tacotron2.from_config({**teacher.get_config(), "name": "teacher"})
+        teacher_copy.set_weights(teacher.get_weights())
+        model = cls(teacher_copy, cls.student_from(teacher_copy, settings.student_init), settings)
+        model.compile_for_training(train)
+        return model
 
     @property
     def metrics(self):
@@ -246,15 +258,10 @@ def distill(
                                           encoding="utf-8")
 
     def build(manifest) -> Distiller:
-        teacher_copy = Tacotron2.from_config({**teacher_model.get_config(), "name": "teacher"})
-        teacher_copy.set_weights(teacher_model.get_weights())
-        if teacher_copy.n_symbols != len(manifest.symbols) or teacher_copy.n_mels != manifest.n_mels:
-            raise ConfigError(f"the teacher was trained on other data ({teacher_copy.n_symbols} symbols, "
-                              f"{teacher_copy.n_mels} mels) than {data_dir}")
-        student = Distiller.student_from(teacher_copy, cfg.distill.student_init)
-        model = Distiller(teacher_copy, student, cfg.distill)
-        model.compile_for_training(cfg.train)
-        return model
+        if teacher_model.n_symbols != len(manifest.symbols) or teacher_model.n_mels != manifest.n_mels:
+            raise ConfigError(f"the teacher was trained on other data ({teacher_model.n_symbols} symbols, "
+                              f"{teacher_model.n_mels} mels) than {data_dir}")
+        return Distiller.build_from(teacher_model, cfg.distill, cfg.train)
 
     d = cfg.distill
     label = f"KD student (lambda = {d.lambda_:g}, layers {d.layers}, encoder {'trained' if d.train_encoder else 'frozen'})"

@@ -282,7 +282,7 @@ def _load(source: str | Path):
     import keras
 
     from . import model as _registers_model_classes  # noqa: F401  (for load_model)
-    from .train import load_run
+    from .runs import load_run
 
     source = Path(source)
     path = source / "model.keras" if source.is_dir() else source

@@ -1,5 +1,6 @@
-"""Run directories: exclusive locks so two processes never write into the same one, and
-the status of every run under a folder (``tacokd runs status``).
+"""Run directories: what one says about itself (:func:`load_run`), exclusive locks so two
+processes never write into the same one, and the status of every run under a folder
+(``tacokd runs status``).
 
 Training, distillation, tuning, preprocessing and evaluation each hold an exclusive
 ``fcntl`` lock on ``DIR/.lock`` while they write into ``DIR``. The lock file names the
@@ -23,8 +24,33 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+from .config import Config, load_config
+
+__all__ = ["RunInfo", "load_run", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+
+
+@dataclass
+class RunInfo:
+    """What a run directory says about itself (for synthesis, evaluation, export)."""
+
+    run_dir: Path
+    config: Config
+    data: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.run_dir / "model.keras"
+
+
+def load_run(run_dir: str | Path) -> RunInfo:
+    """Config and data description of a run directory (clear errors if incomplete)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.toml").is_file() or not (run_dir / "data.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.toml / data.json)")
+    return RunInfo(run_dir, load_config(run_dir / "config.toml"),
+                   json.loads((run_dir / "data.json").read_text(encoding="utf-8")))
 
 
 class DirectoryBusy(RuntimeError):

@@ -89,7 +89,7 @@ class Synthesizer:
         import keras
 
         from . import model as _registers_model_classes  # noqa: F401  (for load_model)
-        from .train import load_run
+        from .runs import load_run
 
         info = load_run(run_dir)
         path = Path(model_path) if model_path else info.model_path

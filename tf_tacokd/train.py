@@ -45,8 +45,7 @@ from .data.dataset import Manifest, check_compatible, load_manifest, make_datase
 from .model import Tacotron2, teacher_prob_at
 from .runs import DirectoryLock
 
-__all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "load_run", "save_model",
-           "make_strategy", "RunInfo"]
+__all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "save_model", "make_strategy"]
 
 #: CLI names of the training modes.
 MODE_ALIASES = {"teacher": "teacher_forcing", "ss": "scheduled_sampling", "fr": "free_running",
@@ -67,19 +66,6 @@ class TrainResult:
     status: str
     seconds: float
     history: list[dict[str, float]]
-
-
-@dataclass
-class RunInfo:
-    """What a run directory says about itself (for synthesis, evaluation, export)."""
-
-    run_dir: Path
-    config: Config
-    data: dict[str, Any]
-
-    @property
-    def model_path(self) -> Path:
-        return self.run_dir / "model.keras"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -115,15 +101,6 @@ def save_model(model: Tacotron2, path: str | Path) -> Path:
     clean.save(tmp)
     os.replace(tmp, path)
     return path
-
-
-def load_run(run_dir: str | Path) -> RunInfo:
-    """Config and data description of a run directory (clear errors if incomplete)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file() or not (run_dir / "data.json").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.toml / data.json)")
-    return RunInfo(run_dir, load_config(run_dir / "config.toml"),
-                   json.loads((run_dir / "data.json").read_text(encoding="utf-8")))
 
 
 def training_checkpoint(model) -> tf.train.Checkpoint:

@@ -77,12 +77,7 @@ class LambdaHyperModel(kt.HyperModel):
         if d.tune_learning_rate:
             lr = hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")
             train = dataclasses.replace(train, learning_rate=lr, final_learning_rate=min(lr, train.final_learning_rate))
-        teacher = Tacotron2.from_config({**self.teacher.get_config(), "name": "teacher"})
-        teacher.set_weights(self.teacher.get_weights())
-        model = Distiller(teacher, Distiller.student_from(teacher, d.student_init),
-                          dataclasses.replace(d, lambda_=lam))
-        model.compile_for_training(train)
-        return model
+        return Distiller.build_from(self.teacher, dataclasses.replace(d, lambda_=lam), train)
 
     def fit(self, hp, model, *args, **kwargs):
         start = time.perf_counter()

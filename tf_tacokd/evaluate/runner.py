@@ -68,7 +68,7 @@ class System:
 
 def _frames_per_token(run_dir: Path) -> float | None:
     """Median mel frames per text token of the run's training data (None if unknown)."""
-    from ..train import load_run
+    from ..runs import load_run
 
     try:
         data_dir = Path(load_run(run_dir).data["data_dir"])
@@ -392,7 +392,7 @@ def run_evaluation(
     """
     import contextlib
 
-    from ..train import load_run
+    from ..runs import load_run
     from .report import write_report
     from .testsets import load_sentences
 

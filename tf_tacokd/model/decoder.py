@@ -1,8 +1,8 @@
 """Tacotron2 decoder: one pure step function, run by a ``tf.while_loop``.
 
-State carried through the loop (all explicit, nothing on ``self``):
-``(h, c)`` of each LSTM layer, attention weights and their cumulative sum, the
-attention context, and the previous predicted frame.
+State carried through the loop (all explicit, nothing on ``self``): a
+:class:`DecoderState` — ``(h, c)`` of each LSTM layer, attention weights and their
+cumulative sum, the attention context, and the frame fed to the next step.
 
 Per step: prenet(previous frame) -> LSTM 1 ([prenet, context]) -> attention (query:
 LSTM 1 output) -> LSTM 2 ([LSTM 1 output, context]) -> linear projection to ``r``
@@ -29,10 +29,20 @@ import tensorflow as tf
 from .attention import LocationSensitiveAttention
 from .layers import Linear, Prenet
 
-__all__ = ["Decoder", "DecoderOutput"]
+__all__ = ["Decoder", "DecoderOutput", "DecoderState"]
 
 
 OUTPUTS = ("frames", "stop_logits", "alignments", "hidden")
+
+
+class DecoderState(NamedTuple):
+    """What one decoder step hands to the next."""
+
+    lstm: list  # [[h, c]] per LSTM layer, each [B, lstm_units]
+    weights: tf.Tensor  # [B, T_text] attention weights of the last step
+    cumulative: tf.Tensor  # [B, T_text] their sum over the steps so far
+    context: tf.Tensor  # [B, memory_dim] the last attention context
+    prev_frame: tf.Tensor  # [B, n_mels] the frame fed to the next step's prenet
 
 
 class DecoderOutput(NamedTuple):
@@ -93,36 +103,37 @@ class Decoder(keras.layers.Layer):
 
     # -- one step ---------------------------------------------------------------
 
-    def step(self, prev_frame, states, weights, cumulative, context, memory, keys, mask, seed,
-             window=None):
+    def step(self, state: DecoderState, memory, keys, mask, seed, window=None):
         """One decoder step as a pure function of explicit state.
 
-        Returns ``(frames [B, r*n_mels], stop_logit [B], hidden [B, H], states, weights,
-        cumulative, context)``.
+        Returns ``(frames [B, r*n_mels], stop_logit [B], hidden [B, H], state)``; the new
+        state's ``prev_frame`` is still the input frame (the caller chooses what to feed).
         """
-        x = self.prenet(prev_frame, seed)
-        new_states, outputs = [], []
-        h, new_state = self.cells[0](tf.concat([x, context], -1), states[0])
-        new_states.append(new_state)
+        x = self.prenet(state.prev_frame, seed)
+        new_lstm, outputs = [], []
+        h, new_cell = self.cells[0](tf.concat([x, state.context], -1), state.lstm[0])
+        new_lstm.append(new_cell)
         outputs.append(h)
-        context, weights = self.attention(h, keys, memory, mask, weights, cumulative, window)
-        cumulative = cumulative + weights
-        for cell, state in zip(self.cells[1:], states[1:]):
-            h, new_state = cell(tf.concat([h, context], -1), state)
-            new_states.append(new_state)
+        context, weights = self.attention(h, keys, memory, mask, state.weights, state.cumulative, window)
+        cumulative = state.cumulative + weights
+        for cell, cell_state in zip(self.cells[1:], state.lstm[1:]):
+            h, new_cell = cell(tf.concat([h, context], -1), cell_state)
+            new_lstm.append(new_cell)
             outputs.append(h)
         projection_in = tf.concat([h, context], -1)
         frames = self.frame_projection(projection_in)
         stop = tf.squeeze(self.stop_projection(projection_in), -1)
-        return frames, stop, tf.concat(outputs, -1), new_states, weights, cumulative, context
+        return frames, stop, tf.concat(outputs, -1), DecoderState(new_lstm, weights, cumulative, context,
+                                                                  state.prev_frame)
 
-    def initial_state(self, memory: tf.Tensor, mask: tf.Tensor):
+    def initial_state(self, memory: tf.Tensor, mask: tf.Tensor) -> DecoderState:
+        """Zero LSTM states and context, attention on the first token, the "go" frame (zeros)."""
         batch, t_text = tf.shape(memory)[0], tf.shape(memory)[1]
         zeros = lambda n: tf.zeros([batch, n], memory.dtype)  # noqa: E731
-        states = [[zeros(self.lstm_units), zeros(self.lstm_units)] for _ in self.cells]
+        lstm = [[zeros(self.lstm_units), zeros(self.lstm_units)] for _ in self.cells]
         # start focused on the first token
         weights = tf.one_hot(tf.zeros([batch], tf.int32), t_text, dtype=memory.dtype)
-        return states, weights, tf.zeros_like(weights), zeros(memory.shape[-1]), zeros(self.n_mels)
+        return DecoderState(lstm, weights, tf.zeros_like(weights), zeros(memory.shape[-1]), zeros(self.n_mels))
 
     # -- loops ------------------------------------------------------------------
 
@@ -156,7 +167,7 @@ class Decoder(keras.layers.Layer):
         """
         seed = tf.zeros([2], tf.int32) if seed is None else tf.cast(seed, tf.int32)
         keys = self.attention.keys(memory)
-        states, weights, cumulative, context, prev = self.initial_state(memory, mask)
+        state = self.initial_state(memory, mask)
         batch, t_text = tf.shape(memory)[0], tf.shape(memory)[1]
         teacher = targets is not None
         if teacher:
@@ -183,23 +194,22 @@ class Decoder(keras.layers.Layer):
         kept = [name for name in OUTPUTS if name in collect]
         tas = tuple(tf.TensorArray(dtype, size=size, element_shape=shapes[name]) for name in kept)
 
-        def cond(t, prev, states, weights, cumulative, context, tas, finished, lengths):
+        def cond(t, state, tas, finished, lengths):
             if teacher:
                 return t < n_steps
             return tf.logical_and(t < n_steps, tf.logical_not(tf.reduce_all(finished)))
 
-        def body(t, prev, states, weights, cumulative, context, tas, finished, lengths):
+        def body(t, state, tas, finished, lengths):
             win = None
             if window is not None:
-                peak = tf.argmax(weights, axis=-1, output_type=tf.int32)[:, tf.newaxis]
+                peak = tf.argmax(state.weights, axis=-1, output_type=tf.int32)[:, tf.newaxis]
                 pos = tf.range(t_text)[tf.newaxis, :]
                 win = tf.logical_and(pos >= peak - window[0], pos <= peak + window[1])
             noise = seed + tf.stack([0, 1 + 2 * t]) if prenet_masks is None else prenet_masks[t]
-            frames, stop, hidden, states, weights, cumulative, context = self.step(
-                prev, states, weights, cumulative, context, memory, keys, mask, noise, win)
-            kept_weights = weights
+            frames, stop, hidden, state = self.step(state, memory, keys, mask, noise, win)
+            kept_weights = state.weights
             if alignment_width is not None:
-                kept_weights = tf.pad(weights, [[0, 0], [0, alignment_width - t_text]])
+                kept_weights = tf.pad(state.weights, [[0, 0], [0, alignment_width - t_text]])
                 kept_weights.set_shape([b_static, alignment_width])
             values = {"frames": frames, "stop_logits": stop, "alignments": kept_weights, "hidden": hidden}
             tas = tuple(ta.write(t, values[name]) for ta, name in zip(tas, kept))
@@ -216,14 +226,13 @@ class Decoder(keras.layers.Layer):
                 lengths = tf.where(finished, lengths, t + 1)
                 finished = tf.logical_or(finished, stopped)
             prev.set_shape(prev_shape)  # a static batch size must not become unknown in the loop
-            return t + 1, prev, states, weights, cumulative, context, tas, finished, lengths
+            return t + 1, state._replace(prev_frame=prev), tas, finished, lengths
 
         if teacher:  # the first frame fed is the "go" frame (zeros) in every mode
-            prev = tf.gather(natural, 0)
-        prev_shape = prev.shape
-        loop_vars = (tf.constant(0), prev, states, weights, cumulative, context, tas,
-                     tf.zeros([batch], tf.bool), tf.zeros([batch], tf.int32))
-        steps, _, _, _, _, _, tas, finished, lengths = tf.while_loop(
+            state = state._replace(prev_frame=tf.gather(natural, 0))
+        prev_shape = state.prev_frame.shape
+        loop_vars = (tf.constant(0), state, tas, tf.zeros([batch], tf.bool), tf.zeros([batch], tf.int32))
+        steps, _, tas, finished, lengths = tf.while_loop(
             cond, body, loop_vars, maximum_iterations=size)
         if teacher:
             lengths, finished = tf.fill([batch], n_steps), tf.ones([batch], tf.bool)
