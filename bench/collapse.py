@@ -4,7 +4,7 @@ candidate recipe from the same teacher, each measured the same way.
 Run by hand (hours on 2 CPU cores)::
 
     python bench/collapse.py --teacher work/en/teacher --data work/en/data --out collapse_en \
-        --steps 150 [--only NAME ...] [--n 14]
+        --steps 150 [--only NAME ...] [--n 14] [--hard-every 4]
 
 For every candidate (a name and ``--set`` overrides of the distillation config, table
 ``CANDIDATES``), ``tacokd distill`` runs ``--steps`` steps from the teacher into
@@ -76,7 +76,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--n", type=int, default=14, help="in-domain sentences")
     p.add_argument("--only", nargs="*", default=None, help="candidate names (default: all)")
-    p.add_argument("--hard-n", type=int, default=0, help="hard-set sentences (0: all)")
+    p.add_argument("--hard-every", type=int, default=1,
+                   help="evaluate every k-th hard-set sentence (all categories, fewer sentences)")
     args = p.parse_args()
 
     from tf_tacokd.config import load_config
@@ -90,23 +91,30 @@ def main() -> None:
     cache_path = args.out / "collapse.json"
     args.out.mkdir(parents=True, exist_ok=True)
     cache = {r["name"]: r for r in json.loads(cache_path.read_text(encoding="utf-8"))} if cache_path.is_file() else {}
+    hard_set = "builtin-hard"
+    if args.hard_every > 1:
+        from tf_tacokd.evaluate.testsets import builtin_hard
+
+        hard_set = str(args.out / f"hard_every_{args.hard_every}.tsv")
+        Path(hard_set).write_text("".join(f"{s.category}\t{s.text}\n" for s in builtin_hard(lang)[::args.hard_every]),
+                                  encoding="utf-8")
     for name in ["teacher-FR", *names]:
         run = args.teacher if name == "teacher-FR" else args.out / name
         if name != "teacher-FR":
             cfg = load_config(base, CANDIDATES[name])
             distill(cfg, args.data, args.teacher, run, steps=args.steps, verbose=0, echo=lambda s: None)
-        if cache.get(name, {}).get("steps") == args.steps:
+        if cache.get(name, {}).get("steps") == args.steps and cache[name].get("hard_every") == args.hard_every:
             continue
         ind = run_evaluation([run], args.out / "eval" / name / "indomain", names=[name],
                              sentences="builtin-indomain", data_dir=args.data, limit=args.n,
                              metrics=["attention", "intelligibility"])
         hard = run_evaluation([run], args.out / "eval" / name / "hard", names=[name],
-                              sentences="builtin-hard", limit=args.hard_n, metrics=["attention", "intelligibility"])
+                              sentences=hard_set, lang=lang, metrics=["attention", "intelligibility"])
         s_in, s_hard = ind["systems"][name], hard["systems"][name]
         last = {}
         if (run / "history.csv").is_file():
             last = list(csv.DictReader((run / "history.csv").open(encoding="utf-8")))[-1]
-        cache[name] = {"name": name, "steps": args.steps, "fr_correlation": free_running_correlation(run, args.data),
+        cache[name] = {"name": name, "steps": args.steps, "hard_every": args.hard_every, "fr_correlation": free_running_correlation(run, args.data),
                        "modulation": s_in.get("modulation_ratio"), "gv": s_in.get("gv_ratio"),
                        "judge_in": s_in.get(key), "judge_hard": s_hard.get(key),
                        "hard_errors": s_hard["skips"] + s_hard["repeats"] + s_hard["incomplete"],

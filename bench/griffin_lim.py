@@ -1,9 +1,9 @@
-"""Benchmark: our TF Griffin-Lim against librosa, same audio, same iterations.
+"""Benchmark: our Griffin-Lim (tf_tacokd.dsp, host and device) against librosa, same audio, same iterations.
 
 Run by hand: ``python bench/griffin_lim.py [--iters 60] [--config espeak_en]``.
 
 Two rows per clip set:
-- mel -> audio: ours (pseudo-inverse + fast Griffin-Lim in TF) vs
+- mel -> audio: ours (pseudo-inverse + fast Griffin-Lim, numpy + scipy.fft) vs
   ``librosa.feature.inverse.mel_to_audio`` (NNLS + fast Griffin-Lim), the path a
   synthesiser runs;
 - |STFT| -> audio: ours vs ``librosa.griffinlim``, Griffin-Lim alone.
@@ -78,7 +78,7 @@ def main() -> None:
                 for m in mels]
 
     def ours_lin():
-        return [audio.griffin_lim(s, cfg, n_iter=args.iters).numpy() for s in mags]
+        return [audio.griffin_lim(s, cfg, n_iter=args.iters) for s in mags]
 
     def librosa_lin():
         return [librosa.griffinlim(s.T, random_state=0, **kw) for s in mags]

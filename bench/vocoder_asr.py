@@ -40,7 +40,7 @@ def main() -> None:
     p15 = dataclasses.replace(cfg, magnitude_power=1.5)
     variants = {
         "natural recording": lambda w: w,
-        "Griffin-Lim from |STFT| (no mel), 60 it.": lambda w: griffin_lim(stft_magnitude(w, cfg), cfg).numpy(),
+        "Griffin-Lim from |STFT| (no mel), 60 it.": lambda w: griffin_lim(stft_magnitude(w, cfg), cfg),
         "mel, pinv, magnitude power 1.0, 60 it.": lambda w: mel_to_audio(log_mel(w, cfg), p10),
         "mel, pinv, magnitude power 1.5, 60 it.": lambda w: mel_to_audio(log_mel(w, cfg), p15),
         "mel, pinv, magnitude power 1.5, 200 it.": lambda w: mel_to_audio(log_mel(w, cfg), p15, n_iter=200),

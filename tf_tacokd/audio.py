@@ -1,18 +1,13 @@
-"""Audio: load, resample, trim, log-mel features, and Griffin-Lim in TensorFlow.
+"""Audio: load, resample, trim, log-mel features, and the vocoder (Griffin-Lim).
 
-Two implementations of the same log-mel, one per place it is needed:
-
-- :func:`log_mel` (numpy + librosa) runs in preprocessing workers, without TensorFlow.
-- :func:`log_mel_tf` (``tf.signal``) runs inside graphs (training, export).
-
-Both use librosa's Slaney mel filterbank (:func:`mel_basis`), a periodic Hann window,
-frames centred on ``t * hop`` with reflect padding, the magnitude (not power)
-spectrum and a natural log with a floor; they agree to < 1e-3 on real speech (test).
-
-Griffin-Lim (:func:`griffin_lim`) runs batched in TensorFlow with the fast
-(momentum) variant of Perraudin et al. (2013) and a seeded initial phase; the mel
-is inverted to a linear magnitude with the filterbank's least-squares
-pseudo-inverse (:func:`mel_to_linear`), far cheaper than librosa's NNLS.
+- :func:`log_mel` (numpy + librosa's STFT) makes the training features, in preprocessing
+  workers without TensorFlow: the Slaney mel filterbank (:func:`mel_basis`), a periodic
+  Hann window, frames centred on ``t * hop`` with reflect padding, the magnitude (not
+  power) spectrum and a natural log with a floor.
+- :func:`mel_to_audio` inverts a log-mel with the filterbank's least-squares pseudo-inverse
+  (far cheaper than librosa's NNLS) and fast Griffin-Lim (the momentum variant of
+  Perraudin et al. 2013, seeded initial phase). Both come from :mod:`tf_tacokd.dsp`, the
+  TensorFlow-free implementation the on-device demo runs too.
 
 Example:
     >>> import numpy as np
@@ -26,15 +21,14 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import tensorflow as tf
+from . import dsp
 
+if TYPE_CHECKING:
     from .config import AudioConfig
 
 __all__ = [
@@ -44,7 +38,6 @@ __all__ = [
     "log_mel",
     "stft_magnitude",
     "MelStats",
-    "log_mel_tf",
     "mel_to_linear",
     "griffin_lim",
     "mel_to_audio",
@@ -120,18 +113,9 @@ def load_audio(path: str | Path, cfg: "AudioConfig") -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
-def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    import librosa
-
-    basis = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    basis.setflags(write=False)
-    return basis
-
-
 def mel_basis(cfg: "AudioConfig") -> np.ndarray:
-    """librosa's Slaney mel filterbank, ``[n_mels, n_fft // 2 + 1]`` float32 (cached)."""
-    return _mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+    """The Slaney mel filterbank (librosa's default), ``[n_mels, n_fft // 2 + 1]`` float32."""
+    return dsp.mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
 
 
 def stft_magnitude(wav: np.ndarray, cfg: "AudioConfig") -> np.ndarray:
@@ -191,90 +175,26 @@ class MelStats:
 
 
 # ---------------------------------------------------------------------------
-# Features and Griffin-Lim (TensorFlow)
+# The vocoder (tf_tacokd.dsp: the same code as on a device)
 # ---------------------------------------------------------------------------
 
 
-def _stft_tf(wav: "tf.Tensor", cfg: "AudioConfig", pad_mode: str = "REFLECT") -> "tf.Tensor":
-    """Complex STFT ``[..., frames, bins]`` with the same framing as :func:`stft_magnitude`.
-
-    librosa centres an ``n_fft`` frame on ``t * hop`` with the window in its middle;
-    ``tf.signal.stft`` zero-pads a ``win_length`` frame at its end instead. Padding the
-    signal by ``win_length // 2`` (not ``n_fft // 2``) makes the windowed samples the
-    same, so the magnitudes agree (the phases differ by a linear term).
-    """
-    import tensorflow as tf
-
-    pad = cfg.win_length // 2
-    paddings = tf.concat([tf.zeros([tf.rank(wav) - 1, 2], tf.int32), [[pad, pad]]], axis=0)
-    wav = tf.pad(wav, paddings, mode=pad_mode)
-    return tf.signal.stft(
-        wav, frame_length=cfg.win_length, frame_step=cfg.hop_length, fft_length=cfg.n_fft,
-        window_fn=tf.signal.hann_window, pad_end=False,
-    )
-
-
-def _istft_tf(spec: "tf.Tensor", cfg: "AudioConfig") -> "tf.Tensor":
-    """Inverse of :func:`_stft_tf`: ``[..., frames, bins]`` -> ``[..., (frames - 1) * hop]``."""
-    import tensorflow as tf
-
-    wav = tf.signal.inverse_stft(
-        spec, frame_length=cfg.win_length, frame_step=cfg.hop_length, fft_length=cfg.n_fft,
-        window_fn=tf.signal.inverse_stft_window_fn(cfg.hop_length, tf.signal.hann_window),
-    )
-    pad = cfg.win_length // 2
-    n = (tf.shape(spec)[-2] - 1) * cfg.hop_length
-    return wav[..., pad : pad + n]
-
-
-def log_mel_tf(wav: "tf.Tensor", cfg: "AudioConfig", precision: str = "float64") -> "tf.Tensor":
-    """TensorFlow twin of :func:`log_mel`: ``[..., samples]`` -> ``[..., frames, n_mels]`` float32.
-
-    Args:
-        precision: the STFT's float type. TF's float32 FFT is off by up to ~2e-3 in
-            log-mel bands near the floor (low-energy bands, measured against a float64
-            reference), where numpy's float32 path is off by < 1e-6; "float64" keeps the
-            two paths within 1e-3. "float32" is faster and TFLite-compatible.
-    """
-    import tensorflow as tf
-
-    dtype = tf.as_dtype(precision)
-    wav = tf.cast(tf.convert_to_tensor(wav), dtype)
-    mag = tf.abs(_stft_tf(wav, cfg))
-    mel = tf.tensordot(mag, tf.constant(mel_basis(cfg).T, dtype=dtype), axes=1)
-    return tf.cast(tf.math.log(tf.maximum(mel, cfg.mel_floor)), tf.float32)
-
-
-@lru_cache(maxsize=8)
-def _mel_pinv(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    return np.linalg.pinv(_mel_basis(sr, n_fft, n_mels, fmin, fmax)).astype(np.float32)
-
-
-def mel_to_linear(log_mel_: "tf.Tensor", cfg: "AudioConfig", stats: MelStats | None = None) -> "tf.Tensor":
-    """Log-mel ``[..., frames, n_mels]`` -> linear magnitude ``[..., frames, bins]``.
+def mel_to_linear(log_mel_: np.ndarray, cfg: "AudioConfig", stats: MelStats | None = None) -> np.ndarray:
+    """Log-mel ``[frames, n_mels]`` -> linear magnitude ``[frames, bins]`` (numpy float32).
 
     Undoes the normalisation (if ``stats``), the log, and the filterbank by its
     least-squares pseudo-inverse (clipped at zero), then raises the magnitude to
     ``cfg.magnitude_power`` (> 1 sharpens harmonics before Griffin-Lim).
     """
-    import tensorflow as tf
-
-    mel = tf.convert_to_tensor(log_mel_, tf.float32)
-    if stats is not None:
-        mel = stats.denormalize(mel)
-    pinv = _mel_pinv(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
-    linear = tf.tensordot(tf.exp(mel), tf.constant(pinv.T), axes=1)
-    return tf.maximum(linear, 0.0) ** cfg.magnitude_power
+    return dsp.mel_to_linear(np.asarray(log_mel_, np.float32), cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin,
+                             cfg.fmax, cfg.magnitude_power, None if stats is None else stats.mean,
+                             None if stats is None else stats.std)
 
 
-def griffin_lim(
-    magnitude: "tf.Tensor",
-    cfg: "AudioConfig",
-    n_iter: int | None = None,
-    momentum: float | None = None,
-    seed: int = 0,
-) -> "tf.Tensor":
-    """Batched fast Griffin-Lim: linear magnitude ``[..., frames, bins]`` -> waveform.
+def griffin_lim(magnitude: np.ndarray, cfg: "AudioConfig", n_iter: int | None = None,
+                momentum: float | None = None, seed: int = 0) -> np.ndarray:
+    """Fast Griffin-Lim: linear magnitude ``[..., frames, bins]`` -> waveform
+    ``[..., (frames - 1) * hop]`` (numpy float32; leading dimensions are looped over).
 
     Args:
         magnitude: linear STFT magnitude (for example from :func:`mel_to_linear`).
@@ -284,49 +204,24 @@ def griffin_lim(
         momentum: 0 gives classic Griffin-Lim; ~0.99 the fast variant (Perraudin et
             al. 2013), which converges in far fewer iterations.
         seed: the initial phase is uniform random from this seed (deterministic).
-
-    Returns:
-        ``[..., (frames - 1) * hop]`` float32 waveform.
     """
-    import tensorflow as tf
-
     n_iter = cfg.griffin_lim_iters if n_iter is None else n_iter
     momentum = cfg.griffin_lim_momentum if momentum is None else momentum
-    mag = tf.convert_to_tensor(magnitude, tf.float32)
-    return _griffin_lim_graph(cfg)(mag, tf.constant(n_iter), tf.constant(momentum, tf.float32),
-                                   tf.constant(seed, tf.int64))
-
-
-@lru_cache(maxsize=8)
-def _griffin_lim_graph(cfg: "AudioConfig"):
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def run(mag: tf.Tensor, n_iter: tf.Tensor, momentum: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        phase = tf.random.stateless_uniform(tf.shape(mag), seed=tf.stack([seed, 0]), maxval=2 * np.pi)
-        mag_c = tf.cast(mag, tf.complex64)
-        angles = tf.complex(tf.cos(phase), tf.sin(phase))
-        rebuilt = tf.zeros_like(mag_c)
-        alpha = tf.cast(momentum / (1.0 + momentum), tf.complex64)
-        for _ in tf.range(n_iter):
-            previous = rebuilt
-            rebuilt = _stft_tf(_istft_tf(mag_c * angles, cfg), cfg, "CONSTANT")
-            angles = rebuilt - alpha * previous
-            angles = angles / tf.cast(tf.abs(angles) + 1e-16, tf.complex64)
-        return _istft_tf(mag_c * angles, cfg)
-
-    return run
+    mag = np.asarray(magnitude, np.float32)
+    if mag.ndim > 2:
+        return np.stack([griffin_lim(m, cfg, n_iter, momentum, seed) for m in mag])
+    return dsp.griffin_lim(mag, cfg.n_fft, cfg.hop_length, cfg.win_length, n_iter, momentum, seed)
 
 
 def mel_to_audio(
-    log_mel_: "tf.Tensor | np.ndarray",
+    log_mel_: np.ndarray,
     cfg: "AudioConfig",
     stats: MelStats | None = None,
     n_iter: int | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Log-mel (``[frames, n_mels]`` or batched) -> waveform as numpy float32."""
-    return griffin_lim(mel_to_linear(log_mel_, cfg, stats), cfg, n_iter=n_iter, seed=seed).numpy()
+    """Log-mel ``[frames, n_mels]`` -> waveform as numpy float32 (the vocoder)."""
+    return griffin_lim(mel_to_linear(log_mel_, cfg, stats), cfg, n_iter=n_iter, seed=seed)
 
 
 def spectral_convergence(reference: np.ndarray, wav: np.ndarray, cfg: "AudioConfig") -> float:

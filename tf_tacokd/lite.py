@@ -1,6 +1,7 @@
 """What an exported model needs on a device, in numpy only (no TensorFlow import):
-prenet dropout masks, the sidecar JSON, mel de-normalisation, Griffin-Lim, and
-:class:`LiteSynthesizer` (text -> wav with a LiteRT interpreter).
+prenet dropout masks, the sidecar JSON and its validation, the vocoder with the sidecar's
+settings (:mod:`tf_tacokd.dsp`, the host's vocoder too), and :class:`LiteSynthesizer`
+(text -> wav with a LiteRT interpreter).
 
 The mobile demo (``mobile_demo/synthesize.py``) and the export verification both use these,
 so a device and the exporting machine compute the same thing.
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import dsp
 
 __all__ = ["SIDECAR_VERSION", "LiteSynthesizer", "griffin_lim_np", "load_interpreter", "load_sidecar",
            "mel_to_audio_np", "mel_to_linear_np", "prenet_masks", "sidecar_path", "validate_sidecar",
@@ -152,104 +155,20 @@ def validate_sidecar(data: dict[str, Any], path: str | Path = "sidecar") -> None
             raise ValueError(f"{path}: sidecar field 'mel_stats.std' must be positive")
 
 
-def _mel_filterbank(audio: dict[str, Any]) -> np.ndarray:
-    """Slaney mel filterbank ``[n_mels, n_fft // 2 + 1]`` (librosa's default), in numpy."""
-    sr, n_fft, n_mels = audio["sample_rate"], audio["n_fft"], audio["n_mels"]
-    fmin, fmax = audio["fmin"], audio["fmax"] or sr / 2
-
-    def hz_to_mel(f):
-        f = np.asarray(f, np.float64)
-        mel = f / (200.0 / 3)
-        log_region = f >= 1000.0
-        return np.where(log_region, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mel)
-
-    def mel_to_hz(m):
-        m = np.asarray(m, np.float64)
-        f = m * (200.0 / 3)
-        return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), f)
-
-    fft_freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
-    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_freqs[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return weights.astype(np.float32)
-
-
 def mel_to_linear_np(mel: np.ndarray, audio: dict[str, Any], stats: dict[str, Any] | None) -> np.ndarray:
-    """Model output ``[frames, n_mels]`` -> linear magnitude ``[frames, n_fft // 2 + 1]``:
-    undo the normalisation and the log, then the pseudo-inverse of the mel filterbank."""
-    x = np.asarray(mel, np.float64)
-    if stats:
-        x = x * np.asarray(stats["std"]) + np.asarray(stats["mean"])
-    mel_power = np.exp(x)  # log_mel = log(max(mel, floor))
-    pinv = np.linalg.pinv(_mel_filterbank(audio)).astype(np.float64)
-    lin = np.maximum(mel_power @ pinv.T, 0.0)
-    return (lin ** audio["magnitude_power"]).astype(np.float32)
-
-
-def _hann(n: int) -> np.ndarray:
-    """Periodic Hann window (as ``tf.signal.hann_window``)."""
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)
-
-
-def _stft_np(wav: np.ndarray, n_fft: int, hop: int, win: int, window: np.ndarray) -> np.ndarray:
-    """Complex STFT ``[frames, bins]`` with the framing of ``tf_tacokd.audio._stft_tf``
-    (signal zero-padded by ``win // 2``, ``win``-sample frames zero-padded to ``n_fft``)."""
-    x = np.pad(wav, (win // 2, win // 2))
-    frames = 1 + (len(x) - win) // hop
-    idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
-    return np.fft.rfft(x[idx] * window, n=n_fft, axis=-1)
-
-
-def _istft_np(spec: np.ndarray, n_fft: int, hop: int, win: int, window: np.ndarray,
-              norm: np.ndarray) -> np.ndarray:
-    """Overlap-add inverse of :func:`_stft_np`: ``[frames, bins]`` -> ``(frames - 1) * hop`` samples."""
-    frames = np.fft.irfft(spec, n=n_fft, axis=-1)[:, :win] * (window / norm)
-    n_frames = frames.shape[0]
-    out = np.zeros(hop * (n_frames - 1) + win, np.float64)
-    if win % hop == 0:  # vectorised overlap-add: each frame is win // hop hop-sized chunks
-        chunks = frames.reshape(n_frames, win // hop, hop)
-        for k in range(win // hop):
-            out[k * hop : k * hop + n_frames * hop] += chunks[:, k, :].reshape(-1)
-    else:
-        for i in range(n_frames):
-            out[i * hop : i * hop + win] += frames[i]
-    pad = win // 2
-    return out[pad : pad + (n_frames - 1) * hop]
+    """Model output ``[frames, n_mels]`` -> linear magnitude ``[frames, n_fft // 2 + 1]``, with a
+    sidecar's ``audio`` and ``mel_stats`` (:func:`tf_tacokd.dsp.mel_to_linear`)."""
+    return dsp.mel_to_linear(mel, audio["sample_rate"], audio["n_fft"], audio["n_mels"], audio["fmin"],
+                             audio["fmax"], audio["magnitude_power"], (stats or {}).get("mean"),
+                             (stats or {}).get("std"))
 
 
 def griffin_lim_np(magnitude: np.ndarray, audio: dict[str, Any], n_iter: int = 60, momentum: float = 0.99,
                    seed: int = 0) -> np.ndarray:
-    """Fast Griffin-Lim (Perraudin et al. 2013) in numpy: ``[frames, bins]`` -> float32 waveform.
-
-    The same algorithm and framing as :func:`tf_tacokd.audio.griffin_lim`, for devices
-    without TensorFlow (numpy's pocketfft; ~0.05x real time for 60 iterations here).
-    """
-    n_fft, hop, win = audio["n_fft"], audio["hop_length"], audio["win_length"]
-    window = _hann(win)
-    # window-sum normalisation of the inverse (tf.signal.inverse_stft_window_fn)
-    sq = (window.astype(np.float64) ** 2).reshape(-1)
-    norm = np.zeros(win)
-    for shift in range(-(win // hop) * hop, win, hop):
-        lo, hi = max(0, shift), min(win, win + shift)
-        if lo < hi:
-            norm[lo:hi] += sq[lo - shift : hi - shift]
-    norm = np.maximum(norm, 1e-10)
-    mag = np.asarray(magnitude, np.float64)
-    rng = np.random.default_rng(seed)
-    angles = np.exp(1j * rng.uniform(0, 2 * np.pi, mag.shape))
-    rebuilt = np.zeros_like(angles)
-    alpha = momentum / (1.0 + momentum)
-    for _ in range(n_iter):
-        previous = rebuilt
-        rebuilt = _stft_np(_istft_np(mag * angles, n_fft, hop, win, window, norm), n_fft, hop, win, window)
-        angles = rebuilt - alpha * previous
-        angles /= np.abs(angles) + 1e-16
-    return _istft_np(mag * angles, n_fft, hop, win, window, norm).astype(np.float32)
+    """Fast Griffin-Lim with a sidecar's ``audio`` settings (:func:`tf_tacokd.dsp.griffin_lim`:
+    the host's vocoder too)."""
+    return dsp.griffin_lim(magnitude, audio["n_fft"], audio["hop_length"], audio["win_length"], n_iter, momentum,
+                           seed)
 
 
 def mel_to_audio_np(mel: np.ndarray, sidecar: dict[str, Any], n_iter: int | None = None,

@@ -8,16 +8,24 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["alignment_figure", "figure_to_png", "save_alignment", "read_history", "budget_offset",
+__all__ = ["pyplot", "alignment_figure", "figure_to_png", "save_alignment", "read_history", "budget_offset",
            "training_curves", "lambda_sweep_figure"]
 
 
-def alignment_figure(alignment: np.ndarray, tokens: Sequence[str] | None = None, title: str = ""):
-    """Heat map of one alignment ``[decoder steps, text tokens]`` (tokens on the y axis)."""
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend: the one place figures are set up
+    (imported on first use, so the package imports without matplotlib)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def alignment_figure(alignment: np.ndarray, tokens: Sequence[str] | None = None, title: str = ""):
+    """Heat map of one alignment ``[decoder steps, text tokens]`` (tokens on the y axis)."""
+    plt = pyplot()
 
     alignment = np.asarray(alignment)
     fig, ax = plt.subplots(figsize=(max(4.0, alignment.shape[0] / 25), max(3.0, alignment.shape[1] / 12)))
@@ -36,7 +44,7 @@ def alignment_figure(alignment: np.ndarray, tokens: Sequence[str] | None = None,
 
 def figure_to_png(fig) -> bytes:
     """PNG bytes of a figure (the figure is closed)."""
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -101,10 +109,7 @@ def training_curves(runs: Sequence[tuple[str, str | Path]], metrics: Sequence[st
     Example:
         >>> fig = training_curves([("SS", "runs/ss"), ("KD", "runs/kd")])  # doctest: +SKIP
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
@@ -132,10 +137,7 @@ def training_curves(runs: Sequence[tuple[str, str | Path]], metrics: Sequence[st
 def lambda_sweep_figure(lambdas: Sequence[float], objectives: Sequence[float], objective: str = "",
                         best: float | None = None):
     """Objective against lambda (log axis) for a ``tacokd tune`` search."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     order = np.argsort(lambdas)
@@ -145,7 +147,9 @@ def lambda_sweep_figure(lambdas: Sequence[float], objectives: Sequence[float], o
         ax.legend(fontsize=8)
     ax.set_xscale("log")
     # a sweep spanning less than a decade or two gets labelled minor ticks that overlap
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("λ (distillation weight)")
     ax.set_ylabel(objective or "objective")
     ax.grid(alpha=0.3)

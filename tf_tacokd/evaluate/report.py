@@ -190,10 +190,9 @@ def _column(status: dict[str, str], metric: str, value: str) -> str:
 
 
 def _bar_chart(path: Path, summary: dict[str, dict[str, Any]], title: str) -> Path:
-    import matplotlib
+    from ..plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = list(summary)
     keys = ["skips", "repeats", "incomplete"]
@@ -243,10 +242,9 @@ def hardest_figure(path: str | Path, out: str | Path, rows: Sequence[dict], syst
     ids = hardest_sentences(rows, systems, n)
     if not ids:
         return None
-    import matplotlib
+    from ..plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     lookup = {(r["system"], r["id"]): r for r in rows if r.get("status") == "ok"}
     fig, axes = plt.subplots(len(ids), len(systems), figsize=(3.6 * len(systems), 2.6 * len(ids)),

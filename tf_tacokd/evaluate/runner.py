@@ -68,11 +68,11 @@ class System:
 
 def _frames_per_token(run_dir: Path) -> float | None:
     """Median mel frames per text token of the run's training data (None if unknown)."""
+    from ..data.dataset import load_manifest
     from ..runs import load_run
 
     try:
-        data_dir = Path(load_run(run_dir).data["data_dir"])
-        manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))
+        manifest = load_manifest(load_run(run_dir).data["data_dir"]).data
         frames = manifest["frame_length_percentiles"][10]
         tokens = manifest["text_length_percentiles"][10]
         return float(frames) / float(tokens) if tokens else None
