@@ -765,7 +765,8 @@ def run_cmd(lang: str, workdir: Path | None, config: str | None, overrides: tupl
     try:
         with _stop_signals_save():
             run_pipeline(lang, workdir or Path("work") / lang, config, overrides, force=force,
-                         echo=click.echo, train=train)
+                         echo=click.echo, train=train,
+                         progress=lambda n, label: click.progressbar(length=n, label=label))
     except (PipelineError, ConfigError, ExportError, TrainingDiverged, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
 

@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .config import Config, load_config
 from .data.corpora import ESPEAK_VOICES, EspeakMissingError, check_espeak_voice
@@ -60,6 +60,21 @@ class Context:
     echo: Callable[[str], None]
     train: bool = False
     done: dict[str, str] = field(default_factory=dict)
+    # (length, label) -> a context manager with update(n): the CLI passes click's progress bar
+    progress: Callable[[int, str], Any] = field(default=lambda n, label: _Silent())
+
+
+class _Silent:
+    """A progress display that shows nothing (the default outside the CLI)."""
+
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -89,12 +104,10 @@ def _stage_check(ctx: Context) -> str:
 
 
 def _stage_corpus(ctx: Context) -> str:
-    import click
-
     from .data.corpora import make_corpus
 
     size = ctx.config.data.corpus_size
-    with click.progressbar(length=size, label="    espeak-ng") as bar:
+    with ctx.progress(size, "    espeak-ng") as bar:
         summary = make_corpus(ctx.lang, ctx.workdir / "corpus", size=size,  # type: ignore[arg-type]
                               seed=ctx.config.data.split_seed, progress=bar.update)
     skipped = f", {len(summary.skipped)} sentences skipped" if summary.skipped else ""
@@ -104,12 +117,10 @@ def _stage_corpus(ctx: Context) -> str:
 def _stage_preprocess(ctx: Context) -> str:
     import os
 
-    import click
-
     from .data.preprocess import preprocess
 
     size = ctx.config.data.corpus_size
-    with click.progressbar(length=size, label="    features") as bar:
+    with ctx.progress(size, "    features") as bar:
         report = preprocess(ctx.config, ctx.workdir / "corpus", ctx.workdir / "data",
                             workers=min(2, os.cpu_count() or 1), overwrite=True, progress=bar.update)
     c = report.counts
@@ -196,8 +207,6 @@ def _stage_student(ctx: Context) -> str:
 
 
 def _stage_evaluate(ctx: Context) -> str:
-    import click
-
     from .evaluate.runner import run_evaluation
 
     runs = [ctx.workdir / "teacher", ctx.workdir / "student"]
@@ -205,7 +214,7 @@ def _stage_evaluate(ctx: Context) -> str:
     # pocketsphinx runs at about real time on this CPU and DNSMOS takes ~2 s a clip: the hard
     # set gets the attention counts (ASR is weak on letters and spellings anyway) and ASR
     # checks the in-domain sentences; `tacokd evaluate` computes everything
-    bar = lambda n: click.progressbar(length=n, label="    synthesize + measure")  # noqa: E731
+    bar = lambda n: ctx.progress(n, "    synthesize + measure")  # noqa: E731
     hard = run_evaluation(runs, ctx.workdir / "eval" / "hard", names=names, sentences="builtin-hard",
                           metrics=["attention", "intelligibility"], progress_factory=bar)
     indomain = run_evaluation(runs, ctx.workdir / "eval" / "indomain", names=names,
@@ -314,6 +323,7 @@ def run_pipeline(
     force: bool = False,
     echo: Callable[[str], None] = print,
     train: bool = False,
+    progress: Callable[[int, str], Any] | None = None,
 ) -> dict[str, str]:
     """Run the main job: corpus, features, teacher, student, evaluation, export, demo.
 
@@ -327,6 +337,8 @@ def run_pipeline(
         echo: where progress lines go.
         train: train teacher and student here even when shipped pretrained checkpoints
             match the config (they are used otherwise, so the job takes minutes).
+        progress: ``(length, label)`` -> a context manager with ``update(n)``, for the long
+            stages (the CLI passes ``click.progressbar``; default: nothing shown).
 
     Returns:
         The summary line of each stage that ran or was already done, by stage name.
@@ -348,6 +360,8 @@ def run_pipeline(
     done: dict[str, dict[str, str]] = {k: v for k, v in state.get("done", {}).items() if isinstance(v, dict)}
     state["done"] = done
     ctx = Context(lang, cfg, workdir, echo, train, {k: v["summary"] for k, v in done.items()})
+    if progress is not None:
+        ctx.progress = progress
     results: dict[str, str] = {}
     for i, stage in enumerate(STAGES, 1):
         prefix = f"[{i}/{len(STAGES)}] {stage.name}: {stage.description}"

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -331,7 +332,8 @@ def train(
         mode: "teacher" | "ss" | "fr" (or the long names).
         steps: total steps to reach (a resumed run continues up to this).
         strategy: "default" or "mirrored" (default ``train.strategy``).
-        verbose: Keras progress bar setting.
+        verbose: Keras progress bar setting ("auto": a bar on a terminal, one line per epoch
+            when the output goes to a file).
         echo: where status lines go.
 
     Raises:
@@ -455,6 +457,8 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
         history,
     ]
     per_epoch = min(t.validate_every, total_steps)
+    if verbose == "auto" and not sys.stdout.isatty():
+        verbose = 2  # a log file (a background run): one line per epoch, not a redrawn progress bar
     began = time.perf_counter()
     _write_state(run_dir, step=start_step, status="running")
     status = "finished"
