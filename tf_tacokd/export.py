@@ -45,8 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import __version__
-from .lite import SIDECAR_VERSION, load_interpreter, prenet_masks, sidecar_path
+from .lite import build_sidecar, load_interpreter, prenet_masks, sidecar_path
 
 __all__ = ["DEFAULT_TEXTS", "ExportError", "ExportResult", "export_tflite", "serving_function"]
 
@@ -342,8 +341,6 @@ def export_tflite(
         raise ExportError(f"{info.run_dir}: the run's symbol table differs from this version's front end; "
                           "export with the tf_tacokd version that trained it")
     texts = list(texts or DEFAULT_TEXTS[cfg.text.language])
-    m = model.settings
-    width = sum(m.prenet_units)
     if not texts or any(not t.strip() for t in texts):
         raise ValueError("verification texts must not be empty")
     max_text = cfg.data.max_text_len
@@ -367,46 +364,13 @@ def export_tflite(
     tmp_out = out.with_suffix(".tflite.tmp")
     tmp_out.write_bytes(model_bytes)
     os.replace(tmp_out, out)
-    sidecar = {
-        "format_version": SIDECAR_VERSION,
-        "created_by": f"tf_tacokd {__version__}",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "source": {"model": str(model_path), "weights_sha256": weights_hash(model),
-                   "model_file_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
-                   "config_hash": cfg.hash()},
-        "quantize": quantize,
-        "signature": "serve",
-        "inputs": {
-            "text_ids": {"dtype": "int32", "shape": [1, -1], "max_tokens": max_text,
-                         "note": "TextFrontEnd(text settings below).encode(text); ends with the EOS id"},
-            "prenet_masks": {"dtype": "float32", "shape": [max_steps, 1, width], "rate": m.prenet_dropout,
-                             "rule": "keep = numpy.random.default_rng(seed).random(shape) >= rate; "
-                                     "masks = keep / (1 - rate)"},
-            "step_limit": {"dtype": "int32", "shape": [1],
-                           "rule": "min(model.max_steps, tf_tacokd.decoding.decoder_bound(tokens, audio, "
-                                   "model.reduction_factor, model.min_decoder_steps + 1)): the decoder "
-                                   "stops there if the stop token has not fired"},
-        },
-        "outputs": {"mel": {"dtype": "float32", "shape": [1, -1, cfg.audio.n_mels],
-                            "note": "log-mel, normalised with mel_stats when audio.normalize_mel"},
-                    "mel_before_postnet": {"dtype": "float32", "shape": [1, -1, cfg.audio.n_mels]},
-                    "mel_frames": {"dtype": "int32", "shape": [1]},
-                    "stop_probs": {"dtype": "float32", "shape": [1, -1]},
-                    "finished": {"dtype": "int32", "shape": [1]},
-                    **({"alignments": {"dtype": "float32", "shape": [1, -1, -1]}} if alignments else {})},
-        "model": {"reduction_factor": m.reduction_factor, "n_mels": cfg.audio.n_mels, "max_steps": max_steps,
-                  "min_decoder_steps": m.min_decoder_steps, "stop_threshold": m.stop_threshold,
-                  "attention_window": m.attention_window, "prenet_units": list(m.prenet_units)},
-        "text": front_end.get_config(),
-        "audio": {k: getattr(cfg.audio, k) for k in (
-            "sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax", "mel_floor",
-            "normalize_mel", "magnitude_power")},
-        "mel_stats": info.data.get("mel_stats") if cfg.audio.normalize_mel else None,
-        "griffin_lim": {"iters": cfg.audio.griffin_lim_iters, "momentum": cfg.audio.griffin_lim_momentum,
-                        "magnitude_power": cfg.audio.magnitude_power},
-        "builtin_ops": ops,
-        "verification": {"tolerance": tolerance, "texts": rows},
-    }
+    sidecar = build_sidecar(
+        cfg, front_end.get_config(), max_steps, max_text, quantize, alignments, ops,
+        source={"model": str(model_path), "weights_sha256": weights_hash(model),
+                "model_file_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+                "config_hash": cfg.hash()},
+        mel_stats=info.data.get("mel_stats") if cfg.audio.normalize_mel else None,
+        verification={"tolerance": tolerance, "texts": rows})
     side = sidecar_path(out)
     side.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
     return ExportResult(out, side, out.stat().st_size, quantize, max_steps, rows, ops,

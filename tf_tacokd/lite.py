@@ -23,7 +23,7 @@ import numpy as np
 
 from . import dsp
 
-__all__ = ["SIDECAR_VERSION", "LiteSynthesizer", "griffin_lim_np", "load_interpreter", "load_sidecar",
+__all__ = ["SIDECAR_VERSION", "LiteSynthesizer", "build_sidecar", "griffin_lim_np", "load_interpreter", "load_sidecar",
            "mel_to_audio_np", "mel_to_linear_np", "prenet_masks", "sidecar_path", "validate_sidecar",
            "write_wav"]
 
@@ -68,6 +68,69 @@ def load_sidecar(model_path: str | Path) -> dict[str, Any]:
                          f"package understands ({SIDECAR_VERSION}); upgrade tf_tacokd")
     validate_sidecar(data, path)
     return data
+
+
+def build_sidecar(cfg: Any, text: dict[str, Any], max_steps: int, max_text: int, quantize: str,
+                  alignments: bool, ops: list[str], source: dict[str, Any], mel_stats: dict[str, Any] | None,
+                  verification: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar of an exported model: the contract between ``tacokd export`` (which writes
+    it) and :class:`LiteSynthesizer` (which reads it), documented in ``export/README.md``.
+    Validated (:func:`validate_sidecar`) before it is returned.
+
+    Args:
+        cfg: the run's :class:`~tf_tacokd.config.Config`.
+        text: the text front end's ``get_config()`` (settings and symbol table).
+        max_steps, max_text: the exported buffers' sizes (decoder steps, tokens).
+        quantize, alignments: the export's options.
+        ops: the builtin op types in the model.
+        source: where the model came from (paths, hashes).
+        mel_stats: the corpus' per-band mean and std (None if the mel is not normalised).
+        verification: what the export measured (tolerance, per-text rows).
+    """
+    from . import __version__
+
+    m, a = cfg.model, cfg.audio
+    width = sum(m.prenet_units)
+    sidecar = {
+        "format_version": SIDECAR_VERSION,
+        "created_by": f"tf_tacokd {__version__}",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": source,
+        "quantize": quantize,
+        "signature": "serve",
+        "inputs": {
+            "text_ids": {"dtype": "int32", "shape": [1, -1], "max_tokens": max_text,
+                         "note": "TextFrontEnd(text settings below).encode(text); ends with the EOS id"},
+            "prenet_masks": {"dtype": "float32", "shape": [max_steps, 1, width], "rate": m.prenet_dropout,
+                             "rule": "keep = numpy.random.default_rng(seed).random(shape) >= rate; "
+                                     "masks = keep / (1 - rate)"},
+            "step_limit": {"dtype": "int32", "shape": [1],
+                           "rule": "min(model.max_steps, tf_tacokd.decoding.decoder_bound(tokens, audio, "
+                                   "model.reduction_factor, model.min_decoder_steps + 1)): the decoder "
+                                   "stops there if the stop token has not fired"},
+        },
+        "outputs": {"mel": {"dtype": "float32", "shape": [1, -1, a.n_mels],
+                            "note": "log-mel, normalised with mel_stats when audio.normalize_mel"},
+                    "mel_before_postnet": {"dtype": "float32", "shape": [1, -1, a.n_mels]},
+                    "mel_frames": {"dtype": "int32", "shape": [1]},
+                    "stop_probs": {"dtype": "float32", "shape": [1, -1]},
+                    "finished": {"dtype": "int32", "shape": [1]},
+                    **({"alignments": {"dtype": "float32", "shape": [1, -1, -1]}} if alignments else {})},
+        "model": {"reduction_factor": m.reduction_factor, "n_mels": a.n_mels, "max_steps": max_steps,
+                  "min_decoder_steps": m.min_decoder_steps, "stop_threshold": m.stop_threshold,
+                  "attention_window": m.attention_window, "prenet_units": list(m.prenet_units)},
+        "text": text,
+        "audio": {k: getattr(a, k) for k in (
+            "sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax", "mel_floor",
+            "normalize_mel", "magnitude_power")},
+        "mel_stats": mel_stats,
+        "griffin_lim": {"iters": a.griffin_lim_iters, "momentum": a.griffin_lim_momentum,
+                        "magnitude_power": a.magnitude_power},
+        "builtin_ops": ops,
+        "verification": verification,
+    }
+    validate_sidecar(sidecar, "the sidecar being written")
+    return sidecar
 
 
 def _is_int(v: Any) -> bool:
