@@ -45,28 +45,6 @@ CANDIDATES: dict[str, list[str]] = {
 }
 
 
-def free_running_correlation(run: Path, data: Path, batches: int = 4) -> float:
-    """Mean frame correlation (``frame_correlation``) of the run's model decoding freely over
-    the natural number of steps, on the validation split: below 0.5, the L2 loss prefers the
-    utterance's mean frame to this output."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    import tf_tacokd.model  # noqa: F401  (registers the classes)
-    from tf_tacokd.config import load_config
-    from tf_tacokd.data.dataset import make_dataset
-    from tf_tacokd.model.losses import frame_correlation
-
-    model = keras.saving.load_model(run / "model.keras", compile=False)
-    cfg = load_config(run / "config.toml")
-    values = []
-    for batch in make_dataset(data, "val", cfg, batch_size=16, shuffle=False).take(batches):
-        out = model.run(batch["text_ids"], batch["mel"], teacher_prob=0.0, seed=tf.constant([0, 1]))
-        values.append(float(frame_correlation(out["mel"], batch["mel"], batch["mel_mask"])))
-    return float(np.mean(values))
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", type=Path, required=True)
@@ -80,8 +58,12 @@ def main() -> None:
                    help="evaluate every k-th hard-set sentence (all categories, fewer sentences)")
     args = p.parse_args()
 
+    import keras
+
+    import tf_tacokd.model  # noqa: F401  (registers the classes)
     from tf_tacokd.config import load_config
     from tf_tacokd.distill import distill
+    from tf_tacokd.evaluate.free_running import free_running_correlation
     from tf_tacokd.evaluate.runner import run_evaluation
 
     base = args.config or str(args.teacher / "config.toml")
@@ -114,7 +96,9 @@ def main() -> None:
         last = {}
         if (run / "history.csv").is_file():
             last = list(csv.DictReader((run / "history.csv").open(encoding="utf-8")))[-1]
-        cache[name] = {"name": name, "steps": args.steps, "hard_every": args.hard_every, "fr_correlation": free_running_correlation(run, args.data),
+        cache[name] = {"name": name, "steps": args.steps, "hard_every": args.hard_every, "fr_correlation": free_running_correlation(
+                           keras.saving.load_model(run / "model.keras", compile=False), args.data,
+                           load_config(run / "config.toml")),
                        "modulation": s_in.get("modulation_ratio"), "gv": s_in.get("gv_ratio"),
                        "judge_in": s_in.get(key), "judge_hard": s_hard.get(key),
                        "hard_errors": s_hard["skips"] + s_hard["repeats"] + s_hard["incomplete"],

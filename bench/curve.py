@@ -30,27 +30,6 @@ import shutil
 from pathlib import Path
 
 
-def free_running_correlation(model_path: Path, run: Path, data: Path, batches: int = 4) -> float:
-    """Mean ``frame_correlation`` of the model decoding freely on ``batches`` x 16 validation
-    utterances, over the natural number of steps."""
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    import tf_tacokd.model  # noqa: F401  (registers the classes)
-    from tf_tacokd.config import load_config
-    from tf_tacokd.data.dataset import make_dataset
-    from tf_tacokd.model.losses import frame_correlation
-
-    model = keras.saving.load_model(model_path, compile=False)
-    cfg = load_config(run / "config.toml")
-    values = []
-    for batch in make_dataset(data, "val", cfg, batch_size=16, shuffle=False).take(batches):
-        out = model.run(batch["text_ids"], batch["mel"], teacher_prob=0.0, seed=tf.constant([0, 1]))
-        values.append(float(frame_correlation(out["mel"], batch["mel"], batch["mel_mask"])))
-    return float(np.mean(values))
-
-
 def view(run: Path, model_path: Path, where: Path) -> Path:
     """A run directory whose ``model.keras`` is ``model_path``."""
     where.mkdir(parents=True, exist_ok=True)
@@ -72,7 +51,11 @@ def main() -> None:
     p.add_argument("--no-current", action="store_true", help="skip the run's current model.keras")
     args = p.parse_args()
 
+    import keras
+
+    import tf_tacokd.model  # noqa: F401  (registers the classes)
     from tf_tacokd.config import load_config
+    from tf_tacokd.evaluate.free_running import free_running_correlation
     from tf_tacokd.evaluate.runner import run_evaluation
 
     data = Path(json.loads((args.run / "data.json").read_text(encoding="utf-8"))["data_dir"])
@@ -100,7 +83,9 @@ def main() -> None:
                              data_dir=data, limit=args.n, metrics=["attention", "intelligibility"])
         s = res["systems"][name]
         cache[str(step)] = {
-            "tag": tag, "step": step, "fr_correlation": free_running_correlation(model_path, args.run, data),
+            "tag": tag, "step": step,
+            "fr_correlation": free_running_correlation(keras.saving.load_model(model_path, compile=False), data,
+                                                       load_config(args.run / "config.toml")),
             "judge": s.get(key), "modulation": s.get("modulation_ratio"), "gv": s.get("gv_ratio"),
             "skips": s.get("skips"), "repeats": s.get("repeats"), "incomplete": s.get("incomplete"),
             "utterances": s["utterances"],

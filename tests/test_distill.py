@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -183,6 +184,11 @@ def test_distill_command_writes_a_standalone_student(teacher_run, tmp_path: Path
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "KD student (lambda = 0.5" in result.output
+    # a 4-step teacher follows nothing: the collapse warning names why (RESULTS.md section 10)
+    assert "teacher decoding freely: frame correlation" in result.output
+    assert "the student is expected to collapse to a drone" in result.output
+    rho = json.loads((tmp_path / "student" / "teacher.json").read_text())["free_running_correlation"]
+    assert -1.0 <= rho < 0.5
     assert load_config(tmp_path / "student" / "config.toml").distill.lambda_ == 0.5
     history = (tmp_path / "student" / "history.csv").read_text().splitlines()[0]
     assert "distill_loss" in history and "val_fr_mel_loss" in history

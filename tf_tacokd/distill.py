@@ -45,7 +45,7 @@ from .model.train_step import apply_clipped, report
 from .runs import load_run
 from .train import TrainResult, fit_run, save_model
 
-__all__ = ["Distiller", "distill", "distillation_loss", "load_teacher"]
+__all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "teacher_readiness"]
 
 
 def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, layers: list[int],
@@ -206,6 +206,26 @@ class Distiller(keras.Model):
                                                            "fr_correlation"})
 
 
+def teacher_readiness(teacher: Tacotron2, data_dir: str | Path, cfg: Config,
+                      echo: Callable[[str], None] = print) -> float | None:
+    """The teacher's free-running frame correlation on the validation split (2 batches), and a
+    warning when it is below :data:`~tf_tacokd.evaluate.free_running.DRONE_RISK`: the L2
+    feature loss then prefers a flat output, and the student collapses to a drone
+    (RESULTS.md section 10). None if the data has no validation split."""
+    from .evaluate.free_running import DRONE_RISK, free_running_correlation
+
+    try:
+        rho = free_running_correlation(teacher, data_dir, cfg, batches=2)
+    except (ValueError, FileNotFoundError):
+        return None
+    echo(f"teacher decoding freely: frame correlation {rho:.2f} with the natural mel (validation split)")
+    if rho < DRONE_RISK:
+        echo(f"warning: below {DRONE_RISK}: the feature loss of a free-running student is then lowest for a flat "
+             "output, and the student is expected to collapse to a drone (RESULTS.md section 10); "
+             "train the teacher longer first")
+    return rho
+
+
 def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
     """A teacher from a run directory (its ``model.keras``) or a ``.keras`` file."""
     path = Path(path)
@@ -254,8 +274,11 @@ def distill(
                           f"({Path(teacher) / 'config.toml'})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "teacher.json").write_text(json.dumps({"teacher": str(Path(teacher).resolve())}),
-                                          encoding="utf-8")
+    record = {"teacher": str(Path(teacher).resolve())}
+    rho = teacher_readiness(teacher_model, data_dir, cfg, echo)
+    if rho is not None:
+        record["free_running_correlation"] = round(rho, 4)
+    (run_dir / "teacher.json").write_text(json.dumps(record), encoding="utf-8")
 
     def build(manifest) -> Distiller:
         if teacher_model.n_symbols != len(manifest.symbols) or teacher_model.n_mels != manifest.n_mels:
