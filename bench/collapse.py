@@ -40,6 +40,8 @@ CANDIDATES: dict[str, list[str]] = {
     "no-prenet-dropout": ["model.prenet_dropout=0.0"],
     # not the paper: variance-matching terms against the mean-frame optimum (distill.py)
     "gv": ["distill.gv_weight=1.0"],
+    "gv2": ["distill.gv_weight=2.0"],
+    "gv-lr3e-4": ["distill.gv_weight=1.0", "train.learning_rate=3e-4", "train.final_learning_rate=1e-5"],
     "gv4": ["distill.gv_weight=4.0"],
     "gv4-state4": ["distill.gv_weight=4.0", "distill.state_gv_weight=4.0"],
 }
@@ -58,9 +60,7 @@ def main() -> None:
                    help="evaluate every k-th hard-set sentence (all categories, fewer sentences)")
     args = p.parse_args()
 
-    import keras
-
-    import tf_tacokd.model  # noqa: F401  (registers the classes)
+    from tf_tacokd.runs import load_model
     from tf_tacokd.config import load_config
     from tf_tacokd.distill import distill
     from tf_tacokd.evaluate.free_running import free_running_correlation
@@ -97,7 +97,7 @@ def main() -> None:
         if (run / "history.csv").is_file():
             last = list(csv.DictReader((run / "history.csv").open(encoding="utf-8")))[-1]
         cache[name] = {"name": name, "steps": args.steps, "hard_every": args.hard_every, "fr_correlation": free_running_correlation(
-                           keras.saving.load_model(run / "model.keras", compile=False), args.data,
+                           load_model(run / "model.keras"), args.data,
                            load_config(run / "config.toml")),
                        "modulation": s_in.get("modulation_ratio"), "gv": s_in.get("gv_ratio"),
                        "judge_in": s_in.get(key), "judge_hard": s_hard.get(key),

@@ -51,9 +51,7 @@ def main() -> None:
     p.add_argument("--no-current", action="store_true", help="skip the run's current model.keras")
     args = p.parse_args()
 
-    import keras
-
-    import tf_tacokd.model  # noqa: F401  (registers the classes)
+    from tf_tacokd.runs import load_model
     from tf_tacokd.config import load_config
     from tf_tacokd.evaluate.free_running import free_running_correlation
     from tf_tacokd.evaluate.runner import run_evaluation
@@ -84,7 +82,7 @@ def main() -> None:
         s = res["systems"][name]
         cache[str(step)] = {
             "tag": tag, "step": step,
-            "fr_correlation": free_running_correlation(keras.saving.load_model(model_path, compile=False), data,
+            "fr_correlation": free_running_correlation(load_model(model_path), data,
                                                        load_config(args.run / "config.toml")),
             "judge": s.get(key), "modulation": s.get("modulation_ratio"), "gv": s.get("gv_ratio"),
             "skips": s.get("skips"), "repeats": s.get("repeats"), "incomplete": s.get("incomplete"),

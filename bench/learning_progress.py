@@ -13,13 +13,11 @@ import argparse
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 
-import tf_tacokd.model  # noqa: F401  (registers the model classes)
 from tf_tacokd.data.dataset import make_dataset
 from tf_tacokd.evaluate.alignment import diagonal_score, focus_rate
-from tf_tacokd.runs import load_run
+from tf_tacokd.runs import load_model, load_run
 
 
 def main() -> None:
@@ -29,7 +27,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=16)
     args = parser.parse_args()
     info = load_run(args.run)
-    model = keras.saving.load_model(info.model_path, compile=False)
+    model = load_model(info.model_path)
     state = json.loads((args.run / "state.json").read_text())
     ds = make_dataset(info.data["data_dir"], args.split, info.config, batch_size=1, shuffle=False)
     rows = []

@@ -66,17 +66,15 @@ def main() -> None:
 
 def model_variants(run: str, data: str, items) -> dict[str, list[np.ndarray]]:
     """Teacher-forced and free-running audio of ``run`` for the test items, in order."""
-    import keras
     import tensorflow as tf
 
-    import tf_tacokd.model  # noqa: F401  (registers the model classes)
     from tf_tacokd.audio import MelStats
     from tf_tacokd.data.dataset import make_dataset
-    from tf_tacokd.runs import load_run
+    from tf_tacokd.runs import load_model, load_run
 
     info = load_run(run)
     cfg = info.config
-    model = keras.saving.load_model(f"{run}/model.keras", compile=False)
+    model = load_model(f"{run}/model.keras")
     stats = MelStats.from_dict(info.data["mel_stats"]) if cfg.audio.normalize_mel else None
     wanted = {s.id: i for i, s in enumerate(items)}
     forced: dict[int, np.ndarray] = {}

@@ -379,3 +379,18 @@ def test_pretrained_with_an_unwritable_cache_names_the_variable(tmp_path, monkey
         pytest.skip("no shipped models")
     result = invoke("synthesize", "hi", "--pretrained", "en", "--out", str(tmp_path / "x.wav"))
     assert result.exit_code == 1 and "TF_TACOKD_CACHE" in result.output
+
+
+def test_a_truncated_model_file_is_named_by_synthesize_and_export(tiny_teacher, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_teacher, run, ignore=shutil.ignore_patterns("checkpoints", "logs", ".lock"))
+    data = (run / "model.keras").read_bytes()
+    (run / "model.keras").write_bytes(data[: len(data) // 2])
+    for args in (("synthesize", "Hello.", "--run", str(run), "--out", str(tmp_path / "x.wav")),
+                 ("export", "--run", str(run), "--out", str(tmp_path / "x.tflite"))):
+        result = invoke(*args)
+        assert result.exit_code == 1, result.output
+        assert f"{run / 'model.keras'}: not a readable .keras model" in result.output
+        assert "Traceback" not in result.output

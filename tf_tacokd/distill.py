@@ -42,7 +42,7 @@ from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
 from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
 from .model.train_step import apply_clipped, report
-from .runs import load_run
+from .runs import load_model, load_run
 from .train import TrainResult, fit_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "teacher_readiness"]
@@ -233,9 +233,9 @@ def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
         info = load_run(path)
         if not info.model_path.is_file():
             raise FileNotFoundError(f"{info.model_path}: the teacher run has no model yet")
-        return keras.saving.load_model(info.model_path, compile=False), info.config
+        return load_model(info.model_path), info.config
     if path.suffix == ".keras" and path.is_file():
-        return keras.saving.load_model(path, compile=False), None
+        return load_model(path), None
     raise FileNotFoundError(f"{path}: not a teacher run directory or .keras file")
 
 

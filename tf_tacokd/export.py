@@ -278,17 +278,12 @@ def _verify(model, serve, model_bytes: bytes, texts: Sequence[str], front_end, m
 
 def _load(source: str | Path):
     """(model, RunInfo) from a run directory or a .keras file inside one."""
-    import keras
-
-    from . import model as _registers_model_classes  # noqa: F401  (for load_model)
-    from .runs import load_run
+    from .runs import load_model, load_run
 
     source = Path(source)
     path = source / "model.keras" if source.is_dir() else source
     info = load_run(path.parent)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no model to export (training writes model.keras at each checkpoint)")
-    return keras.saving.load_model(path, compile=False), info, path
+    return load_model(path), info, path
 
 
 def export_tflite(

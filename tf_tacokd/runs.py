@@ -22,13 +22,14 @@ import os
 import socket
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import Config, load_config
 
-__all__ = ["RunInfo", "load_run", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+__all__ = ["RunInfo", "load_run", "load_model", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
 
 
 @dataclass
@@ -51,6 +52,23 @@ def load_run(run_dir: str | Path) -> RunInfo:
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.toml / data.json)")
     return RunInfo(run_dir, load_config(run_dir / "config.toml"),
                    json.loads((run_dir / "data.json").read_text(encoding="utf-8")))
+
+
+def load_model(path: str | Path):
+    """A saved ``.keras`` model (a Tacotron2, a student, a judge) for inference, with the
+    package's classes registered; a missing or damaged file is named in the error."""
+    import keras
+
+    from . import model as _registers_model_classes  # noqa: F401  (Tacotron2 and its layers)
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no model file (training writes model.keras at each checkpoint)")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{path}: not a readable .keras model ({type(e).__name__}: {str(e)[:160]}); "
+                         "the file may be truncated: copy or train it again") from None
 
 
 class DirectoryBusy(RuntimeError):

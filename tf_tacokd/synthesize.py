@@ -86,16 +86,10 @@ class Synthesizer:
     @classmethod
     def from_run(cls, run_dir: str | Path, model_path: str | Path | None = None) -> "Synthesizer":
         """Load ``model.keras`` (or ``model_path``) with the run directory's config and stats."""
-        import keras
-
-        from . import model as _registers_model_classes  # noqa: F401  (for load_model)
-        from .runs import load_run
+        from .runs import load_model, load_run
 
         info = load_run(run_dir)
-        path = Path(model_path) if model_path else info.model_path
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no model yet (training writes it at each checkpoint)")
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model(Path(model_path) if model_path else info.model_path)
         stats = MelStats.from_dict(info.data["mel_stats"]) if info.config.audio.normalize_mel else None
         return cls(model, info.config, stats)
 

@@ -53,12 +53,10 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
     """
     import json
 
-    import keras
-
-    from .. import model as _registers_model_classes  # noqa: F401
+    from ..runs import load_model
 
     run_dir = Path(run_dir)
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    model = load_model(run_dir / "model.keras")
     out = Path(dest or _root()) / f"{lang}_{which}"
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / "weights.npz", **{f"w{i:03d}": np.asarray(w, np.float16)
