@@ -69,6 +69,40 @@ def test_shipped_models_synthesise_what_they_did(name: str, tmp_path: Path, monk
                                expected["first_frame"] + expected["middle_frame"], atol=1e-3)
 
 
+STRUCTURE_SENTENCES = {
+    "en": ["The weather is nice today, and we will walk to the park.", "Please call me back before noon.",
+           "She sells sea shells by the sea shore.", "A quiet river runs through the old town."],
+    "zh": ["今天天气很好，我们去公园散步吧。", "请在中午以前给我回电话。", "这条小河穿过古老的城镇。",
+           "我们明天早上八点出发。"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="the students shipped on 2026-11-30 are drones (0.39 / 0.41 of their "
+                   "teachers' modulation; RESULTS.md section 10); remove this mark when they are replaced")
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_shipped_student_is_not_a_drone(lang: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The KD student keeps at least 80 % of its teacher's temporal modulation and global
+    variance (both decoding freely, same sentences and seeds). The student shipped until
+    2026-11-30 was a flat drone: 0.35-0.43 of natural modulation against the teacher's
+    0.85-0.95 (RESULTS.md section 9.2), which this catches."""
+    from tf_tacokd.evaluate.quality import speech_structure
+
+    monkeypatch.setenv("TF_TACOKD_CACHE", str(tmp_path))
+    totals = {}
+    for which in ("teacher", "student"):
+        synth = Synthesizer.from_run(pretrained_run(lang, which))
+        mod = gv = 0.0
+        for i, text in enumerate(STRUCTURE_SENTENCES[lang]):
+            out = synth.synthesize(text, seed=i)
+            m, v = speech_structure(out.wav, out.sample_rate)
+            mod, gv = mod + m, gv + v
+        totals[which] = (mod, gv)
+    (t_mod, t_gv), (s_mod, s_gv) = totals["teacher"], totals["student"]
+    assert s_mod >= 0.8 * t_mod, f"student modulation {s_mod / t_mod:.2f} of the teacher's"
+    assert s_gv >= 0.8 * t_gv, f"student global variance {s_gv / t_gv:.2f} of the teacher's"
+
+
 def test_both_languages_ship_teacher_and_student() -> None:
     assert {"en_teacher", "en_student", "zh_teacher", "zh_student"} <= set(available())
 
