@@ -178,3 +178,23 @@ def test_mixed_precision_trains_and_saves_a_float32_model(data_dir: Path, tmp_pa
     assert all(w.dtype == np.float32 and np.all(np.isfinite(w)) for w in model.get_weights())
     out = model.infer(np.array([[5, 6, 7, 1]]), max_steps=3)
     assert out["mel"].dtype == np.float32
+
+
+def test_a_failing_example_preview_does_not_end_training(capsys) -> None:
+    """The TensorBoard preview (synthesis + Griffin-Lim every audio_every steps) is a nicety:
+    a run of many hours must not die in it (it once did, at step 2000 of the long teacher)."""
+    from types import SimpleNamespace
+
+    from tf_tacokd.train import ExampleLogger
+
+    writer = tf.summary.create_noop_writer()
+    logger = ExampleLogger(writer, {}, load_config("tiny_en"), None, every=5, log_every=1000)
+    logger.set_model(SimpleNamespace(optimizer=SimpleNamespace(iterations=tf.Variable(10))))
+
+    def broken(step):
+        raise RuntimeError("vocoder exploded")
+
+    logger.log_example = broken
+    logger.on_train_batch_end(0)  # step 10: a preview step
+    err = capsys.readouterr().err
+    assert "step 10: the example preview" in err and "vocoder exploded" in err

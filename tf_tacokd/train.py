@@ -262,7 +262,11 @@ class ExampleLogger(keras.callbacks.Callback):
                 if logs and "teacher_prob" in logs:
                     tf.summary.scalar("teacher_forcing_ratio", float(logs["teacher_prob"]))
             if step % self.every == 0:
-                self.log_example(step)
+                try:
+                    self.log_example(step)
+                except Exception as e:  # noqa: BLE001  a preview must never end a long run
+                    print(f"warning: step {step}: the example preview (TensorBoard audio and alignment) "
+                          f"failed and was skipped: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
 
     def log_example(self, step: int) -> None:
         from .audio import mel_to_audio
