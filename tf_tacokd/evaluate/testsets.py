@@ -5,7 +5,9 @@ Built-in hard sets (written for this project, shipped in the package):
 - ``hard_en``: 10 single letters, 16 spellings, 12 repeated numbers, 12 repeated words
   (the 50 after the categories of FastSpeech's hard sentences, as in the paper) and 30 long
   sentences of ~134 characters;
-- ``hard_zh``: 12 single characters, 14 tongue twisters, 12 repeated numbers, 14 long sentences.
+- ``hard_zh``: 16 single characters, 14 tongue twisters, 12 repeated numbers, 14 long sentences,
+  8 long sentences with numbers and dates, 8 polyphone sentences, 5 repeated syllables and 6
+  sentences with Latin letters (83).
 
 A sentence file is UTF-8 with one sentence per line, or ``category<TAB>text``; blank lines and
 lines starting with ``#`` are ignored. A category must be one of the built-in sets' categories
