@@ -67,16 +67,19 @@ def test_total_loss_is_feature_plus_lambda_times_distill() -> None:
         assert float(losses["distill_loss"]) > 0  # free running vs teacher forcing differ
 
 
+def forward_with(teacher: Tacotron2, batch, *settings: str):
+    """One distillation forward pass (losses, student outputs) with ``[distill]`` overrides."""
+    model = Distiller.build_from(teacher, load_config("tiny_en", list(settings)).distill, CFG.train)
+    return model._forward(batch, 0, training=False)
+
+
 def test_feature_loss_options() -> None:
     """Defaults are the paper's Loss_f; the options change only what they say."""
     b = {k: tf.constant(v) for k, v in make_batch().items()}
     teacher = tiny_teacher()
 
     def forward(*settings):
-        d = load_config("tiny_en", list(settings)).distill
-        model = Distiller(teacher, Distiller.student_from(teacher), d)
-        model.compile_for_training(CFG.train)
-        return model._forward(b, 0, training=False)
+        return forward_with(teacher, b, *settings)
 
     base, out = forward()
     stop_and_ga = float(base["feature_loss"]) - float(base["mel_loss"]) - float(base["postnet_loss"])
@@ -131,10 +134,7 @@ def test_variance_terms_add_to_the_total_with_their_weights() -> None:
     teacher = tiny_teacher()
 
     def forward(*settings):
-        d = load_config("tiny_en", list(settings)).distill
-        model = Distiller(teacher, Distiller.student_from(teacher), d)
-        model.compile_for_training(CFG.train)
-        return model._forward(b, 0, training=False)[0]
+        return forward_with(teacher, b, *settings)[0]
 
     base = forward()
     assert "gv_loss" not in base and 0.0 < float(base["mel_spread"]) and 0.0 < float(base["state_spread"])
