@@ -164,7 +164,8 @@ class Distiller(keras.Model):
         # Loss_d (as an MSE) over the spread of the teacher's own states: 1 means the student's
         # state is no nearer the teacher's than a random other step of the teacher would be
         spread = distillation_loss(s, _step_mean(s, step_mask), step_mask, units, d.layers, "mean")
-        mse = distillation_loss(s, s_hat, step_mask, units, d.layers, "mean")
+        mse = (losses["distill_loss"] if d.loss_reduction == "mean"  # the same value: computed once
+               else distillation_loss(s, s_hat, step_mask, units, d.layers, "mean"))
         losses["distill_relative"] = mse / tf.maximum(spread, 1e-8)
         losses["loss"] = losses["feature_loss"] + d.lambda_ * losses["distill_loss"]
         chosen = lambda h: tf.concat([h[..., i * units:(i + 1) * units] for i in d.layers], -1)  # noqa: E731
