@@ -97,7 +97,7 @@ def main() -> None:
         if (run / "history.csv").is_file():
             last = list(csv.DictReader((run / "history.csv").open(encoding="utf-8")))[-1]
         cache[name] = {"name": name, "steps": args.steps, "hard_every": args.hard_every, "fr_correlation": free_running_correlation(
-                           load_model(run / "model.keras"), args.data,
+                           load_model(run), args.data,
                            load_config(run / "config.toml")),
                        "modulation": s_in.get("modulation_ratio"), "gv": s_in.get("gv_ratio"),
                        "judge_in": s_in.get(key), "judge_hard": s_hard.get(key),

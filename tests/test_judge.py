@@ -208,7 +208,8 @@ class _quiet:
 def test_tiny_judge_overfits_a_few_utterances(tmp_path):
     from tf_tacokd.data.corpora import espeak_render
     from tf_tacokd.judge.model import CTCRecognizer
-    from tf_tacokd.judge.training import JudgeSettings, WarmupCosine, _dataset, transcribe_features
+    from tf_tacokd.judge.model import transcribe_features
+    from tf_tacokd.judge.training import JudgeSettings, WarmupCosine, _dataset
 
     import keras
 
@@ -233,7 +234,7 @@ def test_tiny_judge_overfits_a_few_utterances(tmp_path):
 
 
 def test_batches_respect_the_frame_budget():
-    from tf_tacokd.judge.training import batches
+    from tf_tacokd.judge.model import batches
 
     rng = random.Random(0)
     lengths = [rng.randint(50, 700) for _ in range(500)]

@@ -111,3 +111,17 @@ if __name__ == "__main__" and "--update" in sys.argv:
     OUTPUTS.write_text(json.dumps({name: fingerprint(name) for name in available()}, indent=1) + "\n",
                        encoding="utf-8")
     print(f"wrote {OUTPUTS}")
+
+
+def test_load_model_takes_a_run_directory_a_keras_file_or_a_shipped_name(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from tf_tacokd.runs import RunPaths, load_model, model_file
+
+    monkeypatch.setenv("TF_TACOKD_CACHE", str(tmp_path))
+    name = available()[0]
+    run = pretrained_run(*name.split("_"))
+    assert model_file(name) == model_file(run) == RunPaths(run).model
+    a, b = load_model(name), load_model(RunPaths(run).model)
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        load_model(tmp_path / "fr_student")  # not a shipped name, not a file

@@ -13,12 +13,14 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
 from . import __version__
 from .config import ConfigError, list_builtin_configs, load_config
-from .runs import DirectoryBusy
+from .data.layout import DataPaths
+from .runs import DirectoryBusy, RunPaths
 from .evaluate.runner import METRICS as METRIC_NAMES
 
 CONFIG_HELP = (
@@ -69,6 +71,20 @@ def _exit_if_interrupted(status: str, caught: dict[str, int]) -> None:
     for SIGTERM), so shells and schedulers see the interruption."""
     if status == "interrupted":
         sys.exit(128 + caught.get("signal", signal.SIGINT))
+
+
+def _train_and_report(run: Callable[[], Any], out: Path, what: str) -> None:
+    """Run a training function (teacher or student) that saves and stops on SIGINT/SIGTERM;
+    errors become one-line messages, an interruption exits 128 + the signal."""
+    from .train import TrainingDiverged
+
+    try:
+        with _stop_signals_save() as caught:
+            result = run()
+    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); {what}: {RunPaths(out).model}")
+    _exit_if_interrupted(result.status, caught)
 
 
 @contextlib.contextmanager
@@ -277,7 +293,7 @@ def _print_preprocess_report(report) -> None:
                f"{report.seconds:.1f} s" + (f", {report.items_per_second:.1f} clips/s"
                                             if report.items_per_second else ""))
     if report.rejected:
-        click.echo(f"{len(report.rejected)} items rejected, listed in {report.out_dir / 'rejected.tsv'}:")
+        click.echo(f"{len(report.rejected)} items rejected, listed in {DataPaths(report.out_dir).rejected}:")
         for p in report.rejected[:5]:
             click.echo(f"  {p.location} {p.item_id}: {p.reason}")
     if report.notes:
@@ -308,16 +324,11 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
     good checkpoint; Ctrl-C (or SIGTERM) saves and exits. Free running from step 0 (--mode fr) is
     expected to train poorly: the paper's baseline, not a bug.
     """
-    from .train import TrainingDiverged, train
+    from .train import train
 
     cfg = _load(config, overrides)
-    try:
-        with _stop_signals_save() as caught:
-            result = train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo)
-    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); model: {out / 'model.keras'}")
-    _exit_if_interrupted(result.status, caught)
+    _train_and_report(lambda: train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo),
+                      out, "model")
 
 
 @main.command("distill")
@@ -346,17 +357,10 @@ def distill_cmd(config: str, data: Path, teacher: Path, out: Path, lambda_: floa
     guard and TensorBoard work as in `tacokd train`.
     """
     from .distill import distill
-    from .train import TrainingDiverged
 
     cfg = _load(config, overrides)
-    try:
-        with _stop_signals_save() as caught:
-            result = distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
-                             echo=click.echo)
-    except (TrainingDiverged, ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"{result.status} at step {result.step} ({result.seconds:.0f} s); student: {out / 'model.keras'}")
-    _exit_if_interrupted(result.status, caught)
+    _train_and_report(lambda: distill(cfg, data, teacher, out, lambda_=lambda_, steps=steps, strategy=strategy,
+                                      echo=click.echo), out, "student")
 
 
 @main.command("tune")
@@ -687,7 +691,7 @@ def judge_train_cmd(lang: str, out: Path, size: int, val_size: int, epochs: int,
         try:
             summary = train_judge(lang, out, settings, workers=workers, exclude=exclude, echo=click.echo)
         except KeyboardInterrupt:
-            raise click.ClickException(f"interrupted; the last finished epoch is in {out / 'checkpoints'}: "
+            raise click.ClickException(f"interrupted; the last finished epoch is in {RunPaths(out).checkpoints}: "
                                        "run the same command to resume") from None
     main_key = "val_wer" if lang == "en" else "val_ser"
     click.echo(f"judge {lang}: validation {main_key[4:].upper()} {summary[main_key]:.2%}, "

@@ -42,7 +42,7 @@ from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
 from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
 from .model.train_step import apply_clipped, report
-from .runs import load_model, load_run
+from .runs import RunPaths, load_model, load_run
 from .train import TrainResult, fit_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "teacher_readiness"]
@@ -261,6 +261,9 @@ def distill(
         run_dir: the student's run directory (resumes if it holds checkpoints).
         lambda_: overrides ``distill.lambda``.
         steps: overrides ``distill.steps``.
+
+    Many parameters because each is a ``tacokd distill`` option; all but the first three have
+    defaults.
     """
     if lambda_ is not None:
         cfg = cfg.replace(distill=dataclasses.replace(cfg.distill, lambda_=lambda_))
@@ -272,14 +275,14 @@ def distill(
                   for k, v in dataclasses.asdict(cfg.model).items() if getattr(teacher_cfg.model, k) != v]
         raise ConfigError(f"the [model] section differs from the teacher's ({teacher}): {'; '.join(differ)}. "
                           "The student must have the teacher's architecture: use the teacher's config "
-                          f"({Path(teacher) / 'config.toml'})")
+                          f"({RunPaths(teacher).config})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"teacher": str(Path(teacher).resolve())}
     rho = teacher_readiness(teacher_model, data_dir, cfg, echo)
     if rho is not None:
         record["free_running_correlation"] = round(rho, 4)
-    (run_dir / "teacher.json").write_text(json.dumps(record), encoding="utf-8")
+    RunPaths(run_dir).teacher.write_text(json.dumps(record), encoding="utf-8")
 
     def build(manifest) -> Distiller:
         if teacher_model.n_symbols != len(manifest.symbols) or teacher_model.n_mels != manifest.n_mels:

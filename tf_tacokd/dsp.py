@@ -126,6 +126,9 @@ def mel_to_linear(log_mel: np.ndarray, sample_rate: int, n_fft: int, n_mels: int
     Undoes the normalisation (``mean``/``std`` per band, if given), the log, and the
     filterbank by its pseudo-inverse (clipped at zero), then raises the magnitude to
     ``magnitude_power`` (> 1 sharpens harmonics before Griffin-Lim).
+
+    Many parameters because this module takes no config object: the device demo passes the
+    sidecar's audio fields one by one.
     """
     x = np.asarray(log_mel, np.float32)
     if mean is not None:

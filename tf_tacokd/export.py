@@ -46,6 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .lite import build_sidecar, load_interpreter, prenet_masks, sidecar_path
+from .runs import RunPaths
 
 __all__ = ["DEFAULT_TEXTS", "ExportError", "ExportResult", "export_tflite", "serving_function"]
 
@@ -281,9 +282,44 @@ def _load(source: str | Path):
     from .runs import load_model, load_run
 
     source = Path(source)
-    path = source / "model.keras" if source.is_dir() else source
+    path = RunPaths(source).model if source.is_dir() else source
     info = load_run(path.parent)
     return load_model(path), info, path
+
+
+def _front_end(info):
+    """The text front end of this version, refused if it would number symbols differently
+    from the run's table (the exported model would read the wrong ids)."""
+    from .text import TextFrontEnd
+
+    front_end = TextFrontEnd.from_config(info.config.text)
+    symbols = info.data.get("symbols", {}).get("symbols")
+    if symbols is not None and list(front_end.symbols.symbols) != list(symbols):
+        raise ExportError(f"{info.run_dir}: the run's symbol table differs from this version's front end; "
+                          "export with the tf_tacokd version that trained it")
+    return front_end
+
+
+def _require_agreement(rows: list[dict[str, Any]], tolerance: float) -> None:
+    """Refuse a float32 model whose mels differ from TensorFlow's beyond ``tolerance`` or
+    that stops at another step, on any verification text."""
+    bad = [r for r in rows if r["max_abs_diff"] > tolerance or r["stop_step_tf"] != r["stop_step_tflite"]]
+    if bad:
+        raise ExportError("the float32 TFLite model disagrees with TensorFlow: " + "; ".join(
+            f"{r['text']!r}: max |mel diff| {r['max_abs_diff']:.2e} (tolerance {tolerance:.0e}), "
+            f"stop step {r['stop_step_tf']} (TF) vs {r['stop_step_tflite']} (TFLite)" for r in bad)
+            + "; nothing was written")
+
+
+def _write(out: Path, model_bytes: bytes, sidecar: dict[str, Any]) -> Path:
+    """The model (written whole, then renamed) and its sidecar next to it; the sidecar's path."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(".tflite.tmp")
+    tmp_out.write_bytes(model_bytes)
+    os.replace(tmp_out, out)
+    side = sidecar_path(out)
+    side.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
+    return side
 
 
 def export_tflite(
@@ -314,9 +350,10 @@ def export_tflite(
     Raises:
         ExportError: builtin-only conversion impossible (the TF ops are named), or the float32
             model disagrees with TF beyond ``tolerance`` or in its stop step.
-    """
-    from .text import TextFrontEnd
 
+    Many parameters because each is a ``tacokd export`` option (most with an ``[export]``
+    config default). The stages: check the inputs, convert, verify against TensorFlow, write.
+    """
     t_start = time.perf_counter()
     model, info, model_path = _load(source)
     cfg = info.config
@@ -330,11 +367,7 @@ def export_tflite(
     out = Path(out)
     if out.suffix != ".tflite":
         raise ValueError(f"{out}: the output file must end in .tflite")
-    front_end = TextFrontEnd.from_config(cfg.text)
-    symbols = info.data.get("symbols", {}).get("symbols")
-    if symbols is not None and list(front_end.symbols.symbols) != list(symbols):
-        raise ExportError(f"{info.run_dir}: the run's symbol table differs from this version's front end; "
-                          "export with the tf_tacokd version that trained it")
+    front_end = _front_end(info)
     texts = list(texts or DEFAULT_TEXTS[cfg.text.language])
     if not texts or any(not t.strip() for t in texts):
         raise ValueError("verification texts must not be empty")
@@ -345,20 +378,10 @@ def export_tflite(
         model_bytes = _convert(model, serve, quantize, Path(tmp))
     rows = _verify(model, serve, model_bytes, texts, front_end, max_steps, seed, threads)
     if quantize == "none":
-        bad = [r for r in rows if r["max_abs_diff"] > tolerance or r["stop_step_tf"] != r["stop_step_tflite"]]
-        if bad:
-            raise ExportError("the float32 TFLite model disagrees with TensorFlow: " + "; ".join(
-                f"{r['text']!r}: max |mel diff| {r['max_abs_diff']:.2e} (tolerance {tolerance:.0e}), "
-                f"stop step {r['stop_step_tf']} (TF) vs {r['stop_step_tflite']} (TFLite)" for r in bad)
-                + "; nothing was written")
-
+        _require_agreement(rows, tolerance)
     ops = _op_names(model_bytes)
     if not ops or any(op.startswith("Flex") or op == "CUSTOM" for op in ops):
         raise ExportError(f"unexpected ops in the converted model (Flex or custom): {ops}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tflite.tmp")
-    tmp_out.write_bytes(model_bytes)
-    os.replace(tmp_out, out)
     sidecar = build_sidecar(
         cfg, front_end.get_config(), max_steps, max_text, quantize, alignments, ops,
         source={"model": str(model_path), "weights_sha256": weights_hash(model),
@@ -366,8 +389,7 @@ def export_tflite(
                 "config_hash": cfg.hash()},
         mel_stats=info.data.get("mel_stats") if cfg.audio.normalize_mel else None,
         verification={"tolerance": tolerance, "texts": rows})
-    side = sidecar_path(out)
-    side.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
+    side = _write(out, model_bytes, sidecar)
     return ExportResult(out, side, out.stat().st_size, quantize, max_steps, rows, ops,
                         time.perf_counter() - t_start)
 

@@ -86,6 +86,9 @@ def build_sidecar(cfg: Any, text: dict[str, Any], max_steps: int, max_text: int,
         source: where the model came from (paths, hashes).
         mel_stats: the corpus' per-band mean and std (None if the mel is not normalised).
         verification: what the export measured (tolerance, per-text rows).
+
+    Many parameters because each is one section of the sidecar (the export's settings and what it
+    measured); :func:`validate_sidecar` checks the result field by field.
     """
     from . import __version__
 

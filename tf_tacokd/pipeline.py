@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .config import Config, load_config
 from .data.corpora import ESPEAK_VOICES, EspeakMissingError, check_espeak_voice
+from .runs import RunPaths
 from .text import TextFrontEnd
 
 __all__ = ["run_pipeline", "SAMPLE_SENTENCES", "Stage", "STAGES", "PipelineError"]
@@ -158,7 +159,7 @@ def _pretrained(ctx: Context, which: str) -> Path | None:
     run = pretrained_run(ctx.lang, which, missing_ok=True)
     if run is None:
         return None
-    shipped = load_config(run / "config.toml")
+    shipped = load_config(RunPaths(run).config)
     same = all(getattr(shipped, k) == getattr(ctx.config, k) for k in ("audio", "text", "model"))
     return run if same else None
 

@@ -8,6 +8,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .runs import RunPaths
+
 __all__ = ["pyplot", "alignment_figure", "figure_to_png", "save_alignment", "read_history", "budget_offset",
            "training_curves", "lambda_sweep_figure"]
 
@@ -74,7 +76,7 @@ def read_history(run_dir: str | Path) -> list[dict[str, float]]:
     """
     import csv
 
-    path = Path(run_dir) / "history.csv"
+    path = RunPaths(run_dir).history
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no training history (train until the first validation, "
                                 f"train.validate_every steps)")
@@ -87,12 +89,12 @@ def budget_offset(run_dir: str | Path) -> int:
     (``teacher.json`` names the teacher), else 0. Used to plot systems on one step budget."""
     import json
 
-    link = Path(run_dir) / "teacher.json"
+    link = RunPaths(run_dir).teacher
     if not link.is_file():
         return 0
     teacher = Path(json.loads(link.read_text(encoding="utf-8"))["teacher"])
     teacher = teacher.parent if teacher.suffix == ".keras" else teacher
-    state = teacher / "state.json"  # written by every training run (train._write_state)
+    state = RunPaths(teacher).state  # written by every training run (train._write_state)
     return int(json.loads(state.read_text(encoding="utf-8")).get("step", 0)) if state.is_file() else 0
 
 

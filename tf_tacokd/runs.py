@@ -19,6 +19,7 @@ import csv
 import fcntl
 import json
 import os
+import re
 import socket
 import sys
 import time
@@ -29,7 +30,79 @@ from typing import Any
 
 from .config import Config, load_config
 
-__all__ = ["RunInfo", "load_run", "load_model", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The files of a run directory, by name: the one place that knows the layout.
+
+    Training, distillation and tuning write them; synthesis, evaluation, export, plots and
+    ``tacokd runs status`` read them. A judge's training directory uses the same names for
+    its checkpoints, history and logs.
+
+    Example:
+        >>> RunPaths("runs/en").model.as_posix()
+        'runs/en/model.keras'
+    """
+
+    root: Path
+
+    def __init__(self, root: str | Path) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def config(self) -> Path:
+        """The full configuration the run trains with (``config.toml``)."""
+        return self.root / "config.toml"
+
+    @property
+    def data(self) -> Path:
+        """Its data: directory, symbol table, mel statistics (``data.json``)."""
+        return self.root / "data.json"
+
+    @property
+    def model(self) -> Path:
+        """The latest model, rewritten at every checkpoint (``model.keras``)."""
+        return self.root / "model.keras"
+
+    @property
+    def state(self) -> Path:
+        """Step, status and last validation figures (``state.json``)."""
+        return self.root / "state.json"
+
+    @property
+    def history(self) -> Path:
+        """One row of losses per log interval (``history.csv``)."""
+        return self.root / "history.csv"
+
+    @property
+    def teacher(self) -> Path:
+        """A KD student's teacher: its path, step and free-running figures (``teacher.json``)."""
+        return self.root / "teacher.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Model and optimizer state to resume from (``checkpoints/``)."""
+        return self.root / "checkpoints"
+
+    @property
+    def snapshots(self) -> Path:
+        """Permanent copies of the model every ``train.snapshot_every`` steps (``snapshots/``)."""
+        return self.root / "snapshots"
+
+    def snapshot(self, step: int) -> Path:
+        return self.snapshots / f"model-{step:07d}.keras"
+
+    @property
+    def logs(self) -> Path:
+        """TensorBoard logs (``logs/``)."""
+        return self.root / "logs"
+
+    @property
+    def lock(self) -> Path:
+        """The lock a writing process holds (``.lock``, see :class:`DirectoryLock`)."""
+        return self.root / ".lock"
 
 
 @dataclass
@@ -41,27 +114,50 @@ class RunInfo:
     data: dict[str, Any]
 
     @property
+    def paths(self) -> RunPaths:
+        return RunPaths(self.run_dir)
+
+    @property
     def model_path(self) -> Path:
-        return self.run_dir / "model.keras"
+        return self.paths.model
 
 
 def load_run(run_dir: str | Path) -> RunInfo:
     """Config and data description of a run directory (clear errors if incomplete)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.toml").is_file() or not (run_dir / "data.json").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.toml / data.json)")
-    return RunInfo(run_dir, load_config(run_dir / "config.toml"),
-                   json.loads((run_dir / "data.json").read_text(encoding="utf-8")))
+    files = RunPaths(run_dir)
+    if not files.config.is_file() or not files.data.is_file():
+        raise FileNotFoundError(f"{files.root}: not a run directory (no {files.config.name} / {files.data.name})")
+    return RunInfo(files.root, load_config(files.config), json.loads(files.data.read_text(encoding="utf-8")))
 
 
-def load_model(path: str | Path):
-    """A saved ``.keras`` model (a Tacotron2, a student, a judge) for inference, with the
-    package's classes registered; a missing or damaged file is named in the error."""
+def model_file(source: str | Path) -> Path:
+    """The ``.keras`` file of any model source: a run directory (its ``model.keras``), a
+    ``.keras`` file, or a shipped model's name (``en_student``, ``zh_teacher``, ... as
+    :func:`tf_tacokd.pretrained.available` lists them; unpacked on first use)."""
+    path = Path(source)
+    if path.is_dir():
+        return RunPaths(path).model
+    if not path.exists() and re.fullmatch(r"(en|zh)_(teacher|student)", str(source)):
+        from .pretrained import pretrained_run
+
+        lang, which = str(source).split("_")
+        return RunPaths(pretrained_run(lang, which)).model
+    return path
+
+
+def load_model(source: str | Path):
+    """A saved model (a Tacotron2, a student, a judge) for inference, with the package's
+    classes registered, from a run directory, a ``.keras`` file or a shipped model's name
+    (:func:`model_file`); a missing or damaged file is named in the error.
+
+    Example:
+        >>> model = load_model("en_student")  # doctest: +SKIP
+    """
     import keras
 
     from . import model as _registers_model_classes  # noqa: F401  (Tacotron2 and its layers)
 
-    path = Path(path)
+    path = model_file(source)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no model file (training writes model.keras at each checkpoint)")
     try:
@@ -93,7 +189,7 @@ class DirectoryLock:
 
     def __enter__(self) -> "DirectoryLock":
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / ".lock"
+        path = RunPaths(self.directory).lock
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -129,7 +225,7 @@ def _read_holder(fd: int) -> dict:
 
 def holder(directory: str | Path) -> dict | None:
     """Who holds ``directory``'s lock right now (pid, command, since), or None if nobody."""
-    path = Path(directory) / ".lock"
+    path = RunPaths(directory).lock
     if not path.is_file():
         return None
     fd = os.open(path, os.O_RDONLY)
@@ -168,27 +264,27 @@ class RunStatus:
 
 def run_status(run_dir: str | Path) -> RunStatus:
     """The status of one run directory (``state.json``, ``history.csv``, ``config.toml``, lock)."""
-    run_dir = Path(run_dir)
-    state = json.loads((run_dir / "state.json").read_text(encoding="utf-8"))
+    files = RunPaths(run_dir)
+    state = json.loads(files.state.read_text(encoding="utf-8"))
     steps = None
     try:
         import tomllib  # Python 3.11+; the config loader covers 3.10
 
-        cfg = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+        cfg = tomllib.loads(files.config.read_text(encoding="utf-8"))
         steps = cfg.get("train", {}).get("steps")
-        if (run_dir / "teacher.json").is_file():  # a KD student counts distillation steps
+        if files.teacher.is_file():  # a KD student counts distillation steps
             steps = cfg.get("distill", {}).get("steps", steps)
     except (OSError, ValueError, ImportError):
         pass
     last: dict = {}
-    if (run_dir / "history.csv").is_file():
-        with open(run_dir / "history.csv", encoding="utf-8") as f:
+    if files.history.is_file():
+        with open(files.history, encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         if rows:
             last = rows[-1]
-    who = holder(run_dir)
-    return RunStatus(run_dir, int(state.get("step", 0)), steps, str(state.get("status", "?")), who is not None,
-                     (who or {}).get("pid"), (run_dir / "state.json").stat().st_mtime, last)
+    who = holder(files.root)
+    return RunStatus(files.root, int(state.get("step", 0)), steps, str(state.get("status", "?")), who is not None,
+                     (who or {}).get("pid"), files.state.stat().st_mtime, last)
 
 
 def find_runs(root: str | Path, depth: int = 3) -> list[Path]:
@@ -196,5 +292,5 @@ def find_runs(root: str | Path, depth: int = 3) -> list[Path]:
     root = Path(root)
     found = []
     for level in range(depth + 1):
-        found += [p.parent for p in sorted(root.glob("/".join(["*"] * level + ["state.json"])))]
+        found += [p.parent for p in sorted(root.glob("/".join(["*"] * level + [RunPaths(".").state.name])))]
     return sorted(set(found))

@@ -44,7 +44,7 @@ import tensorflow as tf
 from .config import Config, ConfigError, TrainConfig, load_config
 from .data.dataset import Manifest, check_compatible, load_manifest, make_dataset
 from .model import Tacotron2, teacher_prob_at
-from .runs import DirectoryLock
+from .runs import DirectoryLock, RunPaths
 
 __all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "save_model", "make_strategy"]
 
@@ -144,9 +144,10 @@ def restore_intact(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManage
 
 
 def _write_state(run_dir: Path, **state: Any) -> None:
-    tmp = run_dir / "state.json.tmp"
+    path = RunPaths(run_dir).state
+    tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(tmp, run_dir / "state.json")
+    os.replace(tmp, path)
 
 
 def _data_description(manifest: Manifest) -> dict[str, Any]:
@@ -171,20 +172,21 @@ def _precision(mixed: bool):
 def _prepare_run_dir(run_dir: Path, cfg: Config, manifest: Manifest) -> None:
     """Create the run directory (refusing another architecture's) and describe the run."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / "config.toml").is_file():
+    files = RunPaths(run_dir)
+    if files.config.is_file():
         _check_same_model(run_dir, cfg)
-    cfg.save(run_dir / "config.toml")
-    (run_dir / "data.json").write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
+    cfg.save(files.config)
+    files.data.write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
                                                   indent=1), encoding="utf-8")
 
 
 def _check_same_model(run_dir: Path, cfg: Config) -> None:
     """Resuming needs the architecture and data the checkpoints were made with."""
-    old = load_config(run_dir / "config.toml")
+    old = load_config(RunPaths(run_dir).config)
     if old.model != cfg.model or old.audio != cfg.audio or old.text != cfg.text:
         raise ConfigError(
             f"{run_dir} holds a run with a different model, audio or text config; resume it with "
-            f"its own config ({run_dir / 'config.toml'}) or use a new --out"
+            f"its own config ({RunPaths(run_dir).config}) or use a new --out"
         )
 
 
@@ -221,14 +223,14 @@ class StepCheckpoint(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         if self.guard.bad_step is None:
             self.manager.save(checkpoint_number=step)
-            self.export(self.model, self.run_dir / "model.keras")
+            self.export(self.model, RunPaths(self.run_dir).model)
             _write_state(self.run_dir, step=step, status="running")
         return step
 
     def snapshot(self, step: int) -> None:
-        folder = self.run_dir / "snapshots"
-        folder.mkdir(exist_ok=True)
-        shutil.copyfile(self.run_dir / "model.keras", folder / f"model-{step:07d}.keras")
+        files = RunPaths(self.run_dir)
+        files.snapshots.mkdir(exist_ok=True)
+        shutil.copyfile(files.model, files.snapshot(step))
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
@@ -404,6 +406,9 @@ def fit_run(
         export: writes the synthesis model (``model.keras``) from the trained model.
         total_steps: steps to reach.
         label: what is trained, for the status line.
+
+    Many parameters because teacher training and distillation share this loop and pass their own
+    model builder, export, step budget and label.
     """
     t = cfg.train
     if (strategy or t.strategy) == "multiworker":
@@ -419,7 +424,11 @@ def fit_run(
 def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Manifest,
                 build: Callable[[Manifest], Any], export: Callable[[Any, Path], Path], total_steps: int,
                 label: str, strategy: str | None, verbose: int | str, echo: Callable[[str], None]) -> TrainResult:
-    """:func:`fit_run` once the data is checked and the run directory is locked."""
+    """:func:`fit_run` once the data is checked and the run directory is locked.
+
+    Many parameters because it is :func:`fit_run` with the run directory locked (the same
+    parameters, the manifest checked).
+    """
     t = cfg.train
     _prepare_run_dir(run_dir, cfg, manifest)
     keras.utils.set_random_seed(t.seed)
@@ -428,7 +437,8 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
         model = build(manifest)
         model.optimizer.build(model.trainable_variables)
     ckpt = training_checkpoint(model)
-    manager = tf.train.CheckpointManager(ckpt, run_dir / "checkpoints", max_to_keep=t.keep_checkpoints)
+    files = RunPaths(run_dir)
+    manager = tf.train.CheckpointManager(ckpt, files.checkpoints, max_to_keep=t.keep_checkpoints)
     restore_intact(ckpt, manager, echo)
     start_step = int(model.optimizer.iterations.numpy())
     if start_step >= total_steps:
@@ -438,26 +448,19 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
     echo((f"resuming at step {start_step}" if start_step else "starting from scratch")
          + f": {label}, {total_steps} steps, run directory {run_dir}")
 
-    # the same batch order as an uninterrupted run: same seed, the batches already trained skipped
-    train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True, seed=t.seed).skip(start_step)
-    val_split = "val" if manifest.count("val") else "test"
-    n_val = manifest.count(val_split)
-    val_ds = (make_dataset(data_dir, val_split, cfg, batch_size=min(t.batch_size, n_val), shuffle=False)
-              if n_val else None)
-    example = next(iter(make_dataset(data_dir, val_split if n_val else "train", cfg, batch_size=1,
-                                     shuffle=False)))
-    writer = tf.summary.create_file_writer(str(run_dir / "logs" / "examples"))
+    train_ds, val_ds, example = _fit_datasets(data_dir, cfg, manifest, start_step)
+    writer = tf.summary.create_file_writer(str(files.logs / "examples"))
     guard = NaNGuard()
     checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, total_steps, guard, export,
                                  t.snapshot_every)
-    history = History(run_dir / "history.csv")
+    history = History(files.history)
     stats = manifest.mel_stats if cfg.audio.normalize_mel else None
     callbacks = [
         guard,
         checkpoints,
         ExampleLogger(writer, {"text_ids": example["text_ids"].numpy()}, cfg, stats, t.audio_every,
                       t.log_every),
-        keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq=t.log_every, write_graph=False),
+        keras.callbacks.TensorBoard(str(files.logs), update_freq=t.log_every, write_graph=False),
         history,
     ]
     per_epoch = min(t.validate_every, total_steps)
@@ -476,18 +479,38 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
         echo(f"\ninterrupted: saved step {step} to {run_dir}; run the same command to resume")
     step = int(model.optimizer.iterations.numpy())
     if guard.bad_step is not None:
-        last = manager.latest_checkpoint
-        _write_state(run_dir, step=step, status="diverged", bad_step=guard.bad_step,
-                     last_checkpoint=last)
-        raise TrainingDiverged(
-            f"the loss became NaN or infinite at step {guard.bad_step}; training stopped. The last "
-            f"good checkpoint is {last or '(none: it diverged before the first checkpoint)'}. "
-            "Lower train.learning_rate, lower train.grad_clip_norm, or check the data."
-        )
+        _diverged(run_dir, step, guard.bad_step, manager.latest_checkpoint)
     if status == "finished":
         checkpoints.save()
     _write_state(run_dir, step=step, status=status)
     return TrainResult(run_dir, step, status, time.perf_counter() - began, history.rows)
+
+
+def _fit_datasets(data_dir: str | Path, cfg: Config, manifest: Manifest, start_step: int):
+    """Training batches (resumed: the same batch order as an uninterrupted run, the batches
+    already trained skipped), validation batches (None without a val or test split), and
+    one utterance for the TensorBoard preview."""
+    t = cfg.train
+    train_ds = make_dataset(data_dir, "train", cfg, repeat=True, drop_remainder=True, seed=t.seed).skip(start_step)
+    val_split = "val" if manifest.count("val") else "test"
+    n_val = manifest.count(val_split)
+    val_ds = (make_dataset(data_dir, val_split, cfg, batch_size=min(t.batch_size, n_val), shuffle=False)
+              if n_val else None)
+    example = next(iter(make_dataset(data_dir, val_split if n_val else "train", cfg, batch_size=1,
+                                     shuffle=False)))
+    return train_ds, val_ds, example
+
+
+def _diverged(run_dir: Path, step: int, bad_step: int, last_checkpoint: str | None) -> None:
+    """Record a diverged run and raise :class:`TrainingDiverged` naming its last good checkpoint."""
+    _write_state(run_dir, step=step, status="diverged", bad_step=bad_step, last_checkpoint=last_checkpoint)
+    raise TrainingDiverged(_diverged_message(bad_step, last_checkpoint))
+
+
+def _diverged_message(bad_step: int, last_checkpoint: str | None) -> str:
+    return (f"the loss became NaN or infinite at step {bad_step}; training stopped. The last "
+            f"good checkpoint is {last_checkpoint or '(none: it diverged before the first checkpoint)'}. "
+            "Lower train.learning_rate, lower train.grad_clip_norm, or check the data.")
 
 
 def _fit_multiworker(
@@ -507,6 +530,9 @@ def _fit_multiworker(
     ``strategy.run``. Every worker runs this with the same arguments (the run directory
     on a shared file system) and its own ``TF_CONFIG``; the chief writes the run
     directory, the others checkpoint to temporary directories, as TensorFlow requires.
+
+    Long because the custom loop replaces ``model.fit`` for multi-worker training: restore, input
+    per worker, steps, checkpoints and divergence in one place.
     """
     t = cfg.train
     strategy = make_strategy("multiworker")
@@ -520,7 +546,7 @@ def _fit_multiworker(
         model = build(manifest)
         model.optimizer.build(model.trainable_variables)
     ckpt = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    shared = run_dir / "checkpoints"
+    shared = RunPaths(run_dir).checkpoints
     write_dir = shared if chief else Path(tempfile.mkdtemp(prefix="tacokd-worker-"))
     manager = tf.train.CheckpointManager(ckpt, write_dir, max_to_keep=t.keep_checkpoints)
     latest = tf.train.latest_checkpoint(shared) if shared.is_dir() else None
@@ -558,16 +584,14 @@ def _fit_multiworker(
         if step % t.checkpoint_every == 0 or step >= total_steps:
             manager.save(checkpoint_number=step)  # every worker saves; only the chief's is kept
             if chief:
-                export(model, run_dir / "model.keras")
+                export(model, RunPaths(run_dir).model)
                 _write_state(run_dir, step=step, status="running")
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)
     if bad_step is not None:
         if chief:
-            _write_state(run_dir, step=step, status="diverged", bad_step=bad_step,
-                         last_checkpoint=manager.latest_checkpoint)
-        raise TrainingDiverged(f"the loss became NaN or infinite at step {bad_step}; the last good "
-                               f"checkpoint is {tf.train.latest_checkpoint(shared)}")
+            _diverged(run_dir, step, bad_step, manager.latest_checkpoint)
+        raise TrainingDiverged(_diverged_message(bad_step, tf.train.latest_checkpoint(shared)))
     if chief:
         _write_state(run_dir, step=step, status=status)
     return TrainResult(run_dir, step, status, time.perf_counter() - began, [])

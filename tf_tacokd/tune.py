@@ -111,6 +111,9 @@ def tune_lambda(
 
     Raises:
         TuneError: every trial failed.
+
+    Many parameters because each is a ``tacokd tune`` option; all but the first three have
+    defaults.
     """
     from .runs import DirectoryLock
 
@@ -120,7 +123,11 @@ def tune_lambda(
 
 def _tune_locked(cfg: Config, data_dir: str | Path, teacher: str | Path, out: Path, trials: int, tuner: str,
                  steps: int | None, strategy: str, echo: Callable[[str], None]):
-    """:func:`tune_lambda` with ``out`` locked."""
+    """:func:`tune_lambda` with ``out`` locked.
+
+    Many parameters because it is :func:`tune_lambda` with the output directory locked (the same
+    parameters).
+    """
     steps = steps or cfg.distill.steps
     teacher_model, _ = load_teacher(teacher)
     manifest = load_manifest(data_dir)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +34,7 @@ import tensorflow as tf
 from ..audio import MelStats
 from ..config import Config
 from ..text import SymbolTable
+from .layout import DataPaths
 
 __all__ = ["Manifest", "load_manifest", "make_dataset", "bucket_boundaries", "distribute", "check_compatible"]
 
@@ -82,7 +83,7 @@ class Manifest:
 
 def load_manifest(data_dir: str | Path) -> Manifest:
     """Read ``manifest.json`` of a preprocessed directory (clear error if it is missing)."""
-    path = Path(data_dir) / "manifest.json"
+    path = DataPaths(data_dir).manifest
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no manifest; run `tacokd preprocess` on a corpus first")
     return Manifest(Path(data_dir), json.loads(path.read_text(encoding="utf-8")))
@@ -141,6 +142,9 @@ def make_dataset(
         with_ids: also yield the utterance ``id`` and normalised ``text`` strings.
         shard: ``(count, index)``: keep every count-th example from the index-th, before
             shuffling and batching (one input pipeline per worker in multi-worker training).
+
+    Many parameters because training, validation, evaluation and multi-worker input each
+    need a different combination; all but the first three have defaults.
     """
     manifest = load_manifest(data_dir)
     check_compatible(manifest, cfg)
@@ -150,9 +154,6 @@ def make_dataset(
     batch_size = batch_size or cfg.train.batch_size
     shuffle = (split == "train") if shuffle is None else shuffle
     seed = cfg.train.seed if seed is None else seed
-    r = cfg.model.reduction_factor
-    n_mels = manifest.n_mels
-    stats = manifest.mel_stats if cfg.audio.normalize_mel else None
 
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
@@ -160,6 +161,24 @@ def make_dataset(
     # deterministic order for a seed (reproducible runs; workers agree on the order)
     ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(files)),
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(_parser(manifest, cfg, with_ids), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(lambda x: (x["mel_lengths"] <= cfg.data.max_frames)
+                   & (x["text_lengths"] <= cfg.data.max_text_len))
+    if shard is not None:
+        ds = ds.shard(*shard)
+    if shuffle:
+        ds = ds.shuffle(cfg.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = _batch(ds, manifest, cfg, batch_size, drop_remainder, with_ids)
+    finish = _masks_and_targets(cfg.model.reduction_factor, batch_size if drop_remainder else None)
+    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _parser(manifest: Manifest, cfg: Config, with_ids: bool) -> Callable[[tf.Tensor], dict[str, tf.Tensor]]:
+    """One TFRecord -> ids and (normalised) log-mel with their lengths."""
+    n_mels = manifest.n_mels
+    stats = manifest.mel_stats if cfg.audio.normalize_mel else None
     spec = {
         "id": tf.io.FixedLenFeature([], tf.string),
         "text": tf.io.FixedLenFeature([], tf.string),
@@ -182,29 +201,31 @@ def make_dataset(
             out["id"], out["text"] = ex["id"], ex["text"]
         return out
 
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(lambda x: (x["mel_lengths"] <= cfg.data.max_frames)
-                   & (x["text_lengths"] <= cfg.data.max_text_len))
-    if shard is not None:
-        ds = ds.shard(*shard)
-    if shuffle:
-        ds = ds.shuffle(cfg.data.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    padded_shapes = {"text_ids": [None], "text_lengths": [], "mel": [None, n_mels], "mel_lengths": []}
+    return parse
+
+
+def _batch(ds: tf.data.Dataset, manifest: Manifest, cfg: Config, batch_size: int, drop_remainder: bool,
+           with_ids: bool) -> tf.data.Dataset:
+    """Padded batches, bucketed by mel length when ``data.bucket_count`` > 1."""
+    padded_shapes = {"text_ids": [None], "text_lengths": [], "mel": [None, manifest.n_mels], "mel_lengths": []}
     if with_ids:
         padded_shapes.update({"id": [], "text": []})
     boundaries = bucket_boundaries(manifest, cfg.data.bucket_count)
-    if boundaries:
-        ds = ds.bucket_by_sequence_length(
-            element_length_func=lambda x: x["mel_lengths"],
-            bucket_boundaries=boundaries,
-            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-            padded_shapes=padded_shapes,
-            drop_remainder=drop_remainder,
-        )
-    else:
-        ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=drop_remainder)
+    if not boundaries:
+        return ds.padded_batch(batch_size, padded_shapes=padded_shapes, drop_remainder=drop_remainder)
+    return ds.bucket_by_sequence_length(
+        element_length_func=lambda x: x["mel_lengths"],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padded_shapes=padded_shapes,
+        drop_remainder=drop_remainder,
+    )
+
+
+def _masks_and_targets(r: int, static_batch: int | None) -> Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]:
+    """Pad each batch's mel to whole decoder steps of ``r`` frames and add ``mel_mask`` and
+    ``stop_targets``; ``static_batch``: restore the static batch size bucketing loses (XLA and
+    TPUs want it)."""
 
     def finish(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         mel = batch["mel"]
@@ -216,11 +237,11 @@ def make_dataset(
         batch["mel"] = mel
         batch["mel_mask"] = tf.cast(positions < lengths, tf.float32)
         batch["stop_targets"] = tf.cast(positions >= lengths - 1, tf.float32)
-        if drop_remainder:  # bucketing loses the static batch size; XLA and TPUs want it
-            batch = {k: tf.ensure_shape(v, [batch_size, *v.shape[1:]]) for k, v in batch.items()}
+        if static_batch is not None:
+            batch = {k: tf.ensure_shape(v, [static_batch, *v.shape[1:]]) for k, v in batch.items()}
         return batch
 
-    return ds.map(finish, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return finish
 
 
 def distribute(ds: tf.data.Dataset, strategy: tf.distribute.Strategy) -> Any:

@@ -1,12 +1,6 @@
 """Preprocessing: corpus -> ids and log-mels in sharded TFRecords with a manifest.
 
-Output directory::
-
-    plan.json                 which utterance goes to which shard (fixed on the first run)
-    shards/<split>-NNNNN.tfrecord, shards/<split>-NNNNN.json   one record file + its summary
-    manifest.json             counts, durations, mel statistics, symbols, audio parameters
-    rejected.tsv              every item left out, with where and why
-    config.toml               the resolved config
+Output directory: see :class:`~tf_tacokd.data.layout.DataPaths`.
 
 Resumable and idempotent: a shard is written to a temporary file and renamed when
 complete, then its summary is written; a re-run skips shards whose summary exists,
@@ -40,6 +34,7 @@ import numpy as np
 from ..config import Config, config_from_dict
 from ..text import TextFrontEnd, UnknownCharacterWarning
 from .corpora import Problem, read_corpus
+from .layout import DataPaths
 
 __all__ = ["preprocess", "PreprocessReport", "PreprocessError", "preprocess_hash", "SPLITS"]
 
@@ -261,12 +256,12 @@ def preprocess(
 def _preprocess_locked(cfg: Config, corpus_dir: str | Path, out_dir: str | Path, workers: int, strict: bool,
                        overwrite: bool, progress: Callable[[int], None] | None,
                        echo: Callable[[str], None] | None) -> PreprocessReport:
-    """:func:`preprocess` with ``out_dir`` locked."""
+    """:func:`preprocess` with ``out_dir`` locked: usable items, the plan, the shards still
+    to write, writing them, the manifest."""
     start = time.perf_counter()
     echo = echo or (lambda s: None)
-    out = Path(out_dir)
-    shard_dir = out / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
+    files = DataPaths(out_dir)
+    files.shards.mkdir(parents=True, exist_ok=True)
     listing = read_corpus(corpus_dir, cfg.data.corpus_format, cfg.data.databaker_text)
     if strict and listing.rejected:
         raise _strict_fail(listing.rejected[0])
@@ -281,41 +276,77 @@ def _preprocess_locked(cfg: Config, corpus_dir: str | Path, out_dir: str | Path,
         raise PreprocessError(
             f"{corpus_dir}: no usable utterances ({len(problems)} entries rejected"
             + (f", for example {first}" if first else ": the metadata lists none") + ")")
-    splits = _split(list(by_id), cfg)
+    plan = _plan(files, cfg, by_id, corpus_dir, overwrite)
+    cfg.save(files.config)
 
-    # The plan: fixed on the first run so that a resumed run writes the same shards.
+    summaries, tasks = _shards_to_write(files, plan, by_id, cfg, progress, echo)
+    skipped_shards = len(summaries)
+    n_todo = sum(len(t["items"]) for t in tasks)
+    t0 = time.perf_counter()
+    for summary in _run(tasks, workers):
+        summaries[summary["name"]] = summary
+        if strict and summary["rejected"]:
+            raise _strict_fail(Problem(*summary["rejected"][0]))
+        if progress:
+            progress(summary["count"] + len(summary["rejected"]))
+    work_seconds = time.perf_counter() - t0
+
+    audio_rejected = [Problem(*r) for s in summaries.values() for r in s["rejected"]]
+    rejected = listing.rejected + text_rejected + audio_rejected
+    manifest = _manifest(cfg, fe, plan, summaries, rejected, corpus_dir)
+    _write_json(files.manifest, manifest)
+    with open(files.rejected, "w", encoding="utf-8") as f:
+        f.write("location\titem\treason\n")
+        f.writelines(p.tsv() + "\n" for p in rejected)
+    return PreprocessReport(
+        files.root, manifest["counts"], manifest["hours"], rejected, listing.notes + text_notes,
+        len(tasks), skipped_shards, time.perf_counter() - start,
+        n_todo / work_seconds if tasks and work_seconds > 0 else 0.0, manifest,
+    )
+
+
+def _plan(files: DataPaths, cfg: Config, by_id: dict[str, dict[str, Any]], corpus_dir: str | Path,
+          overwrite: bool) -> dict[str, Any]:
+    """Which utterance goes to which shard: fixed on the first run so that a resumed run writes
+    the same shards; another config's or corpus' plan is refused unless ``overwrite``."""
     phash = preprocess_hash(cfg)
     corpus_key = hashlib.sha256("\n".join(sorted(by_id)).encode()).hexdigest()[:16]
-    plan_path = out / "plan.json"
-    if plan_path.is_file():
-        plan = json.loads(plan_path.read_text(encoding="utf-8"))
-        if (plan["config_hash"], plan["corpus_key"]) != (phash, corpus_key):
-            if not overwrite:
-                raise PreprocessError(
-                    f"{out} holds preprocessing output of a different config or corpus "
-                    f"(config hash {plan['config_hash']} vs {phash}); use another --out or --overwrite"
-                )
-            for p in shard_dir.glob("*"):
-                p.unlink()
-            plan_path.unlink()
-    if not plan_path.is_file():
-        shards = []
-        for split in SPLITS:
-            ids = splits[split]
-            for k in range(0, len(ids), cfg.data.shard_size):
-                shards.append({"name": f"{split}-{k // cfg.data.shard_size:05d}", "split": split,
-                               "items": ids[k : k + cfg.data.shard_size]})
-        plan = {"config_hash": phash, "corpus_key": corpus_key, "corpus": str(Path(corpus_dir).resolve()),
-                "shards": shards}
-        _write_json(plan_path, plan)
-    cfg.save(out / "config.toml")
+    if files.plan.is_file():
+        plan = json.loads(files.plan.read_text(encoding="utf-8"))
+        if (plan["config_hash"], plan["corpus_key"]) == (phash, corpus_key):
+            return plan
+        if not overwrite:
+            raise PreprocessError(
+                f"{files.root} holds preprocessing output of a different config or corpus "
+                f"(config hash {plan['config_hash']} vs {phash}); use another --out or --overwrite"
+            )
+        for p in files.shards.glob("*"):
+            p.unlink()
+        files.plan.unlink()
+    splits = _split(list(by_id), cfg)
+    shards = []
+    for split in SPLITS:
+        ids = splits[split]
+        for k in range(0, len(ids), cfg.data.shard_size):
+            shards.append({"name": f"{split}-{k // cfg.data.shard_size:05d}", "split": split,
+                           "items": ids[k : k + cfg.data.shard_size]})
+    plan = {"config_hash": phash, "corpus_key": corpus_key, "corpus": str(Path(corpus_dir).resolve()),
+            "shards": shards}
+    _write_json(files.plan, plan)
+    return plan
 
+
+def _shards_to_write(files: DataPaths, plan: dict[str, Any], by_id: dict[str, dict[str, Any]], cfg: Config,
+                     progress: Callable[[int], None] | None, echo: Callable[[str], None]
+                     ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The summaries of shards already written and intact, and a task for every other shard
+    (missing, made from texts or audio that changed since, or damaged after it was written)."""
     summaries: dict[str, dict[str, Any]] = {}
     tasks = []
     changed, damaged = [], []
     for shard in plan["shards"]:
-        summary_path = shard_dir / f"{shard['name']}.json"
-        record_path = shard_dir / f"{shard['name']}.tfrecord"
+        summary_path = files.shard_summary(shard["name"])
+        record_path = files.shard_record(shard["name"])
         items_of = [by_id[i] for i in shard["items"]]
         content = _content_key(items_of)
         if summary_path.is_file() and record_path.is_file():
@@ -331,37 +362,15 @@ def _preprocess_locked(cfg: Config, corpus_dir: str | Path, out_dir: str | Path,
                 continue
         tasks.append({"name": shard["name"], "split": shard["split"], "path": str(record_path),
                       "items": items_of, "config": cfg.to_dict(), "content": content})
-    skipped_shards = len(summaries)
-    if skipped_shards:
-        echo(f"resuming: {skipped_shards} of {len(plan['shards'])} shards already done and intact")
+    if summaries:
+        echo(f"resuming: {len(summaries)} of {len(plan['shards'])} shards already done and intact")
     if changed:
         echo(f"redoing {len(changed)} shard(s) whose texts or audio changed since they were made: "
              f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
     if damaged:
         echo(f"redoing {len(damaged)} damaged shard(s) (size or CRC differs from when written): "
              f"{', '.join(damaged[:5])}{' ...' if len(damaged) > 5 else ''}")
-    n_todo = sum(len(t["items"]) for t in tasks)
-    t0 = time.perf_counter()
-    for summary in _run(tasks, workers):
-        summaries[summary["name"]] = summary
-        if strict and summary["rejected"]:
-            raise _strict_fail(Problem(*summary["rejected"][0]))
-        if progress:
-            progress(summary["count"] + len(summary["rejected"]))
-    work_seconds = time.perf_counter() - t0
-
-    audio_rejected = [Problem(*r) for s in summaries.values() for r in s["rejected"]]
-    rejected = listing.rejected + text_rejected + audio_rejected
-    manifest = _manifest(cfg, fe, plan, summaries, rejected, corpus_dir)
-    _write_json(out / "manifest.json", manifest)
-    with open(out / "rejected.tsv", "w", encoding="utf-8") as f:
-        f.write("location\titem\treason\n")
-        f.writelines(p.tsv() + "\n" for p in rejected)
-    return PreprocessReport(
-        out, manifest["counts"], manifest["hours"], rejected, listing.notes + text_notes,
-        len(tasks), skipped_shards, time.perf_counter() - start,
-        n_todo / work_seconds if tasks and work_seconds > 0 else 0.0, manifest,
-    )
+    return summaries, tasks
 
 
 def _run(tasks: list[dict[str, Any]], workers: int):
@@ -412,8 +421,9 @@ def _manifest(cfg: Config, fe: TextFrontEnd, plan: dict[str, Any], summaries: di
         counts[split] += s["count"]
         seconds[split] += s["seconds"]
         if s["count"]:
-            shards[split].append(f"shards/{s['name']}.tfrecord")
-            checks[f"shards/{s['name']}.tfrecord"] = [s.get("bytes"), s.get("crc32")]
+            rel = DataPaths.shard_relative(s["name"])
+            shards[split].append(rel)
+            checks[rel] = [s.get("bytes"), s.get("crc32")]
         if split == "train":
             total += np.asarray(s["mel_sum"])
             total_sq += np.asarray(s["mel_sumsq"])

@@ -295,8 +295,25 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
     lang = info.get("language", "")
     lines = [f"# Evaluation: {info.get('sentences')} ({lang})", "",
              f"{len({r['id'] for r in rows})} sentences, seed {info.get('seed')}, "
-             f"systems: {', '.join(f'{n} = `{p}`' for n, p in info.get('runs', {}).items())}.", "",
-             "| System | Lang | DNSMOS OVRL | DNSMOS P.808 | (ins+del) WER % | WER % | CER % | skips | repeats "
+             f"systems: {', '.join(f'{n} = `{p}`' for n, p in info.get('runs', {}).items())}.", ""]
+    lines += _main_table(summary, systems, status, lang)
+    if status.get("intelligibility") == "ok":
+        lines += _judge_section(summary, systems, rows, lang)
+    if any("modulation_ratio" in summary[n] for n in systems):
+        lines += _structure_section(summary, systems)
+    lines += ["", "Skips and repeats are counted from the attention (skip: a letter run whose attention "
+              "never reaches the threshold; repeat: the focus jumping back); incomplete: no stop token "
+              "or the end never attended. (ins+del) WER is the paper's robustness figure from ASR.", ""]
+    lines += _category_section(summary, systems)
+    if comparisons:
+        lines += _comparison_section(comparisons, lang, samples)
+    lines += _closing_sections(rows, status, bool(hardest))
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return results
+
+
+def _main_table(summary: dict[str, Any], systems: Sequence[str], status: dict[str, str], lang: str) -> list[str]:
+    lines = ["| System | Lang | DNSMOS OVRL | DNSMOS P.808 | (ins+del) WER % | WER % | CER % | skips | repeats "
              "| incomplete | focus rate | diagonal | MCD dB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in systems:
@@ -313,67 +330,80 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
             _fmt(s.get("focus_rate"), "3"), _fmt(s.get("diagonal_score"), "3"),
             _column(status, "mcd", _fmt(s.get("mcd"))),
         ]) + " |")
-    if status.get("intelligibility") == "ok":
-        if lang == "zh":
-            head = ("| System | judge syllable error % | without tones % | (ins+del)/syllable % | "
-                    "pinyin-letter error % | utterances |")
-            keys = ("judge_ser", "judge_ser_toneless", "judge_insdel_syllable", "judge_cer")
-        else:
-            head = "| System | judge WER % | judge CER % | (ins+del)/word % | (ins+del)/char % | utterances |"
-            keys = ("judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char")
-        lines += ["", "## Intelligibility (the judge)", "", head, "|---|---|---|---|---|---|"]
-        for name in systems:
-            s = summary[name]
-            lines.append(f"| {name} | " + " | ".join(_fmt(s.get(k), "%") for k in keys)
-                         + f" | {s.get('judge_utterances', 0)} |")
-        seen = sorted({r["id"] for r in rows if r.get("judge_trained_on")})
-        if seen:
-            lines += ["", f"**Warning:** {len(seen)} sentence(s) were in the judge's training corpus, so its "
-                      f"figures flatter them: {', '.join(seen[:10])}. Train a judge with "
-                      "`tacokd judge train --exclude FILE` for this sentence file."]
-        lines += ["", "The judge is this project's CTC recogniser for the built-in espeak-ng voices "
-                  "(greedy decoding, no language model): rates are pooled over the reference "
-                  "words/syllables/characters; (ins+del) per unit is the paper's robustness figure."]
-    if any("modulation_ratio" in summary[n] for n in systems):
-        lines += ["", "## Speech structure against the reference recordings", "",
-                  "| System | temporal modulation / reference | global variance / reference |", "|---|---|---|"]
-        for name in systems:
-            s = summary[name]
-            lines.append(f"| {name} | {_fmt(s.get('modulation_ratio'))} | {_fmt(s.get('gv_ratio'))} |")
-        lines += ["", "Log-mel frame-to-frame change and per-band variance, as ratios to the reference "
-                  "recordings of the same sentences: a drone (a diagonal alignment and a stop token, but "
-                  "no formants, pauses or onsets) is near 0, natural speech near 1."]
-    lines += ["", "Skips and repeats are counted from the attention (skip: a letter run whose attention "
-              "never reaches the threshold; repeat: the focus jumping back); incomplete: no stop token "
-              "or the end never attended. (ins+del) WER is the paper's robustness figure from ASR.", ""]
+    return lines
+
+
+def _judge_section(summary: dict[str, Any], systems: Sequence[str], rows: Sequence[dict], lang: str) -> list[str]:
+    if lang == "zh":
+        head = ("| System | judge syllable error % | without tones % | (ins+del)/syllable % | "
+                "pinyin-letter error % | utterances |")
+        keys = ("judge_ser", "judge_ser_toneless", "judge_insdel_syllable", "judge_cer")
+    else:
+        head = "| System | judge WER % | judge CER % | (ins+del)/word % | (ins+del)/char % | utterances |"
+        keys = ("judge_wer", "judge_cer", "judge_insdel_word", "judge_insdel_char")
+    lines = ["", "## Intelligibility (the judge)", "", head, "|---|---|---|---|---|---|"]
+    for name in systems:
+        s = summary[name]
+        lines.append(f"| {name} | " + " | ".join(_fmt(s.get(k), "%") for k in keys)
+                     + f" | {s.get('judge_utterances', 0)} |")
+    seen = sorted({r["id"] for r in rows if r.get("judge_trained_on")})
+    if seen:
+        lines += ["", f"**Warning:** {len(seen)} sentence(s) were in the judge's training corpus, so its "
+                  f"figures flatter them: {', '.join(seen[:10])}. Train a judge with "
+                  "`tacokd judge train --exclude FILE` for this sentence file."]
+    return lines + ["", "The judge is this project's CTC recogniser for the built-in espeak-ng voices "
+                    "(greedy decoding, no language model): rates are pooled over the reference "
+                    "words/syllables/characters; (ins+del) per unit is the paper's robustness figure."]
+
+
+def _structure_section(summary: dict[str, Any], systems: Sequence[str]) -> list[str]:
+    lines = ["", "## Speech structure against the reference recordings", "",
+             "| System | temporal modulation / reference | global variance / reference |", "|---|---|---|"]
+    for name in systems:
+        s = summary[name]
+        lines.append(f"| {name} | {_fmt(s.get('modulation_ratio'))} | {_fmt(s.get('gv_ratio'))} |")
+    return lines + ["", "Log-mel frame-to-frame change and per-band variance, as ratios to the reference "
+                    "recordings of the same sentences: a drone (a diagonal alignment and a stop token, but "
+                    "no formants, pauses or onsets) is near 0, natural speech near 1."]
+
+
+def _category_section(summary: dict[str, Any], systems: Sequence[str]) -> list[str]:
     cats = sorted({c for s in summary.values() for c in s.get("categories", {})})
-    if len(cats) > 1:
-        lines += ["## By category (skips / repeats / incomplete)", "",
-                  "| Category | n | " + " | ".join(systems) + " |", "|---|---|" + "---|" * len(systems)]
-        for c in cats:
-            n = max(summary[s].get("categories", {}).get(c, {}).get("n", 0) for s in systems)
-            cells = []
-            for s in systems:
-                v = summary[s].get("categories", {}).get(c)
-                cells.append(f"{v['skips']} / {v['repeats']} / {v['incomplete']}" if v else "–")
-            lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
-        lines.append("")
-    if comparisons:
-        lines += ["## Paired comparisons (B against A, per utterance)", "",
-                  "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        labels = {"attention_errors": "attention errors", "judge_ins_del": "judge ins+del",
-                  "judge_error_rate": "judge WER" if lang == "en" else "judge tone-syllable error",
-                  "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
-        for c in comparisons:
-            for key, label in labels.items():
-                if key in c:
-                    v = c[key]
-                    lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
-                                 f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
-                                 f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
-        lines += ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
-                  "An interval that excludes 0 is a difference this test set resolves.", ""]
+    if len(cats) <= 1:
+        return []
+    lines = ["## By category (skips / repeats / incomplete)", "",
+             "| Category | n | " + " | ".join(systems) + " |", "|---|---|" + "---|" * len(systems)]
+    for c in cats:
+        n = max(summary[s].get("categories", {}).get(c, {}).get("n", 0) for s in systems)
+        cells = []
+        for s in systems:
+            v = summary[s].get("categories", {}).get(c)
+            cells.append(f"{v['skips']} / {v['repeats']} / {v['incomplete']}" if v else "–")
+        lines.append(f"| {c} | {n} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int) -> list[str]:
+    lines = ["## Paired comparisons (B against A, per utterance)", "",
+             "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    labels = {"attention_errors": "attention errors", "judge_ins_del": "judge ins+del",
+              "judge_error_rate": "judge WER" if lang == "en" else "judge tone-syllable error",
+              "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
+    for c in comparisons:
+        for key, label in labels.items():
+            if key in c:
+                v = c[key]
+                lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
+                             f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
+                             f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
+    return lines + ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
+                    "An interval that excludes 0 is a difference this test set resolves.", ""]
+
+
+def _closing_sections(rows: Sequence[dict], status: dict[str, str], hardest: bool) -> list[str]:
+    """Reuse, metrics not computed, failed utterances, and the files written."""
+    lines: list[str] = []
     reused = sum(bool(r.get("reused")) for r in rows)
     if reused:
         lines += [f"{reused} of {len(rows)} utterances were reused from `.cache` (same model, seed, metrics, "
@@ -384,9 +414,7 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
         lines += ["## Metrics not computed", "", *notes, ""]
     if failed:
         lines += ["## Failed utterances", "", *[f"- {r['system']} {r['id']}: {r['status']}" for r in failed], ""]
-    lines += ["## Files", "", "- `utterances.csv`: every utterance and metric; `results.json`: the tables above",
-              "- `wavs/<system>/<id>.wav`, `alignments/<system>/<id>.png`, `errors.png`"
-              + (", `hardest.png` (alignments of the sentences with the most attention errors)" if hardest else ""),
-              ""]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return results
+    return lines + ["## Files", "", "- `utterances.csv`: every utterance and metric; `results.json`: the tables above",
+                    "- `wavs/<system>/<id>.wav`, `alignments/<system>/<id>.png`, `errors.png`"
+                    + (", `hardest.png` (alignments of the sentences with the most attention errors)" if hardest else ""),
+                    ""]

@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..runs import RunPaths
 from .alignment import analyze_alignment
 from .asr import SpeechRecognizer, asr_available, word_errors
 from .quality import dnsmos, dnsmos_available, mcd, mcd_available, speech_structure
@@ -58,7 +59,7 @@ class System:
 
         run_dir = Path(run_dir)
         synth = Synthesizer.from_run(run_dir)
-        digest = hashlib.sha256((run_dir / "model.keras").read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(RunPaths(run_dir).model.read_bytes()).hexdigest()[:16]
         return cls(name, run_dir, synth, digest, _frames_per_token(run_dir))
 
     @property
@@ -124,8 +125,7 @@ def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -
     (``out/reference/<id>-<hash>.wav``, reused while the text is unchanged)."""
     import dataclasses
 
-    from ..data.corpora import EspeakMissingError, check_espeak_voice
-    from ..data.corpora import espeak_render, spoken_text
+    from ..data.corpora import EspeakMissingError, check_espeak_voice, espeak_render, spoken_text
     from ..text import TextFrontEnd
 
     if all(s.audio is not None for s in sentences):
@@ -280,6 +280,9 @@ def evaluate_systems(
 
     Returns:
         ``(rows, status)``: one dict per (system, sentence), and each metric's status.
+
+    Many parameters because it is :func:`run_evaluation` after the systems are loaded, with the
+    same options.
     """
     if not systems:
         raise ValueError("no systems to evaluate")
@@ -389,6 +392,9 @@ def run_evaluation(
 
     Example:
         >>> run_evaluation(["runs/ss", "runs/kd"], "eval/hard", names=["SS", "KD"])  # doctest: +SKIP
+
+    Many parameters because each is a ``tacokd evaluate`` option; all but the first two have
+    defaults.
     """
     import contextlib
 

@@ -118,7 +118,7 @@ class Judge:
 
     def transcribe(self, wavs: Sequence[np.ndarray], sample_rate: int | Sequence[int]) -> list[str]:
         """Greedy transcripts of waveforms (batched by length)."""
-        from .training import transcribe_features
+        from .model import transcribe_features
 
         rates = [sample_rate] * len(wavs) if isinstance(sample_rate, int) else list(sample_rate)
         feats = [judge_features(w, sr) for w, sr in zip(wavs, rates)]

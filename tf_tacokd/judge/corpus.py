@@ -315,6 +315,9 @@ def build_corpus(lang: str, out: str | Path, size: int = 12000, val_size: int = 
 
     Resumable: finished shards are kept. ``out/items.json`` records the items (text,
     label, kind) and the exclusion count.
+
+    Many parameters because each is a ``tacokd judge train`` option; all but the first two have
+    defaults.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

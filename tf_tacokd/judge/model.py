@@ -23,11 +23,16 @@ Example:
 
 from __future__ import annotations
 
+import random
+from typing import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["CTCRecognizer", "greedy_decode", "output_lengths"]
+from .frontend import N_MELS
+
+__all__ = ["CTCRecognizer", "greedy_decode", "output_lengths", "transcribe_features", "batches", "pad_batch"]
 
 
 def output_lengths(lengths):
@@ -135,3 +140,63 @@ class CTCRecognizer(keras.Model):
     def test_step(self, batch):
         self.loss_tracker.update_state(self.ctc_loss(batch, training=False))
         return {"loss": self.loss_tracker.result()}
+
+
+# -- inference on features (the judge's use; training batches the same way) ------------
+
+
+def batches(lengths: Sequence[int], batch_frames: int, rng: random.Random | None) -> list[list[int]]:
+    """Indices grouped into batches of similar length with at most ``batch_frames`` padded
+    frames each (sorted by length with a little noise, then the batch order shuffled)."""
+    noise = (lambda: rng.uniform(0.9, 1.1)) if rng else (lambda: 1.0)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i] * noise())
+    out, current, longest = [], [], 0
+    for i in order:
+        longest_if = max(longest, lengths[i])
+        if current and longest_if * (len(current) + 1) > batch_frames:
+            out.append(current)
+            current, longest_if = [], lengths[i]
+        current.append(i)
+        longest = longest_if
+    if current:
+        out.append(current)
+    if rng:
+        rng.shuffle(out)
+    return out
+
+
+def pad_batch(feats: Sequence[np.ndarray], labels: Sequence[list[int]]) -> dict[str, np.ndarray]:
+    """Zero-padded features and labels of one batch, with their lengths."""
+    t = max(len(f) for f in feats)
+    x = np.zeros((len(feats), t, N_MELS), np.float32)
+    for k, f in enumerate(feats):
+        x[k, : len(f)] = f
+    lmax = max(1, max(len(y) for y in labels))
+    y = np.zeros((len(labels), lmax), np.int32)
+    for k, lab in enumerate(labels):
+        y[k, : len(lab)] = lab
+    return {"features": x, "feature_lengths": np.array([len(f) for f in feats], np.int32),
+            "labels": y, "label_lengths": np.array([len(lab) for lab in labels], np.int32)}
+
+
+def transcribe_features(model: CTCRecognizer, feats: Sequence[np.ndarray], alphabet, batch_frames: int = 24000
+                        ) -> list[str]:
+    """Greedy transcripts of log-mel features, batched by length."""
+    out: list[str] = [""] * len(feats)
+    for group in batches([len(f) for f in feats], batch_frames, None):
+        b = pad_batch([np.asarray(feats[i], np.float32) for i in group], [[0]] * len(group))
+        logits = _infer(model, b["features"], b["feature_lengths"]).numpy()
+        for k, i in enumerate(group):
+            n = int(output_lengths(b["feature_lengths"][k]))
+            out[i] = alphabet.decode(greedy_decode(logits[k], n))
+    return out
+
+
+def _infer(model, x, lengths):
+    fn = getattr(model, "_tacokd_infer", None)
+    if fn is None:
+        fn = tf.function(lambda a, b: model(a, b, training=False), reduce_retracing=True,
+                         input_signature=[tf.TensorSpec([None, None, N_MELS], tf.float32),
+                                          tf.TensorSpec([None], tf.int32)])
+        model._tacokd_infer = fn
+    return fn(tf.constant(x), tf.constant(lengths, tf.int32))

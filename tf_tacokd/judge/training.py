@@ -21,16 +21,17 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from ..runs import RunPaths
 from .frontend import ALPHABETS, N_MELS
-from .model import CTCRecognizer, greedy_decode, output_lengths
+from .model import CTCRecognizer, batches, output_lengths, pad_batch, transcribe_features
 
-__all__ = ["JudgeSettings", "train_judge", "batches", "WarmupCosine"]
+__all__ = ["JudgeSettings", "train_judge", "WarmupCosine"]
 
 
 @dataclass
@@ -73,39 +74,6 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup": self.warmup, "total": self.total}
 
 
-def batches(lengths: Sequence[int], batch_frames: int, rng: random.Random | None) -> list[list[int]]:
-    """Indices grouped into batches of similar length with at most ``batch_frames`` padded
-    frames each (sorted by length with a little noise, then the batch order shuffled)."""
-    noise = (lambda: rng.uniform(0.9, 1.1)) if rng else (lambda: 1.0)
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i] * noise())
-    out, current, longest = [], [], 0
-    for i in order:
-        longest_if = max(longest, lengths[i])
-        if current and longest_if * (len(current) + 1) > batch_frames:
-            out.append(current)
-            current, longest_if = [], lengths[i]
-        current.append(i)
-        longest = longest_if
-    if current:
-        out.append(current)
-    if rng:
-        rng.shuffle(out)
-    return out
-
-
-def _pad(feats: Sequence[np.ndarray], labels: Sequence[list[int]]) -> dict[str, np.ndarray]:
-    t = max(len(f) for f in feats)
-    x = np.zeros((len(feats), t, N_MELS), np.float32)
-    for k, f in enumerate(feats):
-        x[k, : len(f)] = f
-    lmax = max(1, max(len(y) for y in labels))
-    y = np.zeros((len(labels), lmax), np.int32)
-    for k, lab in enumerate(labels):
-        y[k, : len(lab)] = lab
-    return {"features": x, "feature_lengths": np.array([len(f) for f in feats], np.int32),
-            "labels": y, "label_lengths": np.array([len(lab) for lab in labels], np.int32)}
-
-
 def _dataset(feats, labels, settings: JudgeSettings, train: bool, epoch_seed: int) -> tf.data.Dataset:
     lengths = [len(f) for f in feats]
     spec = {"features": tf.TensorSpec([None, None, N_MELS], tf.float32),
@@ -126,35 +94,12 @@ def _dataset(feats, labels, settings: JudgeSettings, train: bool, epoch_seed: in
                             w = int(np_rng.integers(0, settings.freq_mask_width + 1))
                             lo = int(np_rng.integers(0, N_MELS - w + 1))
                             f[:, lo:lo + w] = f.mean()
-                yield _pad(fs, [labels[i] for i in group])
+                yield pad_batch(fs, [labels[i] for i in group])
             if not train:
                 return
             epoch += 1
 
     return tf.data.Dataset.from_generator(gen, output_signature=spec).prefetch(2)
-
-
-def transcribe_features(model: CTCRecognizer, feats: Sequence[np.ndarray], alphabet, batch_frames: int = 24000
-                        ) -> list[str]:
-    """Greedy transcripts of log-mel features, batched by length."""
-    out: list[str] = [""] * len(feats)
-    for group in batches([len(f) for f in feats], batch_frames, None):
-        b = _pad([np.asarray(feats[i], np.float32) for i in group], [[0]] * len(group))
-        logits = _infer(model, b["features"], b["feature_lengths"]).numpy()
-        for k, i in enumerate(group):
-            n = int(output_lengths(b["feature_lengths"][k]))
-            out[i] = alphabet.decode(greedy_decode(logits[k], n))
-    return out
-
-
-def _infer(model, x, lengths):
-    fn = getattr(model, "_tacokd_infer", None)
-    if fn is None:
-        fn = tf.function(lambda a, b: model(a, b, training=False), reduce_retracing=True,
-                         input_signature=[tf.TensorSpec([None, None, N_MELS], tf.float32),
-                                          tf.TensorSpec([None], tf.int32)])
-        model._tacokd_infer = fn
-    return fn(tf.constant(x), tf.constant(lengths, tf.int32))
 
 
 class _Validate(keras.callbacks.Callback):
@@ -208,6 +153,9 @@ def train_judge(lang: str, out: str | Path, settings: JudgeSettings | None = Non
 
     Returns:
         The judge's summary (also written to ``out/judge.json``).
+
+    Long because it is one recipe read top to bottom: corpus, features, model, resume, fit, the
+    validation record.
     """
     from .corpus import build_corpus, load_corpus
 
@@ -242,7 +190,8 @@ def train_judge(lang: str, out: str | Path, settings: JudgeSettings | None = Non
     from ..train import restore_intact, training_checkpoint
 
     ckpt = training_checkpoint(model)
-    manager = tf.train.CheckpointManager(ckpt, out / "checkpoints", max_to_keep=2)
+    files = RunPaths(out)  # a judge's training directory has a run's layout
+    manager = tf.train.CheckpointManager(ckpt, files.checkpoints, max_to_keep=2)
     restore_intact(ckpt, manager, echo)
     done_epochs = int(model.optimizer.iterations.numpy()) // steps_per_epoch
     if done_epochs:
@@ -251,17 +200,17 @@ def train_judge(lang: str, out: str | Path, settings: JudgeSettings | None = Non
     class _Save(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             manager.save(checkpoint_number=epoch + 1)
-            _history(out / "history.csv", {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
-                                           "time": round(time.time(), 1),
-                                           **{k: float(v) for k, v in (logs or {}).items()}})
+            _history(files.history, {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
+                                     "time": round(time.time(), 1),
+                                     **{k: float(v) for k, v in (logs or {}).items()}})
 
-    writer = tf.summary.create_file_writer(str(out / "logs" / "validation"))
+    writer = tf.summary.create_file_writer(str(files.logs / "validation"))
     val_ds = _dataset(val_feats, [alphabet.encode(t) for t in val_texts], s, train=False, epoch_seed=0)
     if done_epochs < s.epochs:
         model.fit(_dataset(feats, labels, s, train=True, epoch_seed=done_epochs), epochs=s.epochs,
                   initial_epoch=done_epochs, steps_per_epoch=steps_per_epoch, validation_data=val_ds,
                   callbacks=[_Validate(val_feats, val_texts, alphabet, lang, writer), _Save(),
-                             keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False)],
+                             keras.callbacks.TensorBoard(str(files.logs), write_graph=False)],
                   verbose=verbose)
     hyps = transcribe_features(model, val_feats, alphabet)
     from ..evaluate.intelligibility import label_scores

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config import ModelConfig, TrainConfig
-from .decoder import OUTPUTS, Decoder
+from .decoder import DecodeOptions, Decoder
 from .encoder import Encoder
 from .layers import Postnet
 from .losses import frame_correlation, guided_attention_loss, masked_mean, masked_mse
@@ -91,9 +91,21 @@ class Tacotron2(keras.Model):
         mask = tf.not_equal(text_ids, 0)
         return self.encoder(text_ids, mask, training=training), mask
 
+    def decode_options(self, **changes) -> DecodeOptions:
+        """The decoder options of this model's settings (step bound, stop rule), with
+        ``changes`` (any :class:`~tf_tacokd.model.decoder.DecodeOptions` field; a
+        ``max_steps`` of None keeps the default)."""
+        m = self.settings
+        unknown = set(changes) - set(DecodeOptions._fields)
+        if unknown:
+            raise TypeError(f"unknown decoder options {sorted(unknown)}: choose from {DecodeOptions._fields}")
+        if changes.get("max_steps", 0) is None:
+            del changes["max_steps"]
+        return DecodeOptions(max_steps=m.max_decoder_steps, min_steps=m.min_decoder_steps,
+                             stop_threshold=m.stop_threshold)._replace(**changes)
+
     def run(self, text_ids, mel=None, teacher_prob=1.0, seed=None, training=False, memory=None,
-            max_steps=None, window=None, stop_gradient=False, collect=OUTPUTS,
-            prenet_masks=None, alignment_width=None, step_limit=None) -> dict[str, tf.Tensor]:
+            **options) -> dict[str, tf.Tensor]:
         """Encoder (unless ``memory=(outputs, mask)`` is given), decoder and postnet.
 
         Args:
@@ -104,18 +116,18 @@ class Tacotron2(keras.Model):
             seed: int32 ``[2]`` for prenet dropout and scheduled-sampling draws.
             training: dropout in encoder and postnet, batch-norm statistics.
             memory: precomputed ``(encoder_outputs, mask)`` (e.g. a teacher's encoder).
-            window: ``(backward, forward)`` attention window for inference, or None.
-            stop_gradient: stop gradients through fed-back predictions.
-            collect, prenet_masks, alignment_width, step_limit: see :meth:`Decoder.call` (TFLite
-                export).
+            **options: decoder options by name (:meth:`decode_options`): ``max_steps``,
+                ``window``, ``stop_gradient``, and for TFLite export ``collect``,
+                ``alignment_width``, and the tensors ``prenet_masks`` and ``step_limit``
+                (see :meth:`Decoder.call <tf_tacokd.model.decoder.Decoder.call>`).
+
+        Example:
+            >>> out = model.run(ids, max_steps=200, window=(1, 3))  # doctest: +SKIP
         """
         outputs, mask = memory if memory is not None else self.encode(text_ids, training)
-        m = self.settings
+        tensors = {name: options.pop(name, None) for name in ("prenet_masks", "step_limit")}
         dec = self.decoder(outputs, mask, targets=mel, teacher_prob=teacher_prob, seed=seed,
-                           stop_gradient=stop_gradient, max_steps=max_steps or m.max_decoder_steps,
-                           min_steps=m.min_decoder_steps, stop_threshold=m.stop_threshold,
-                           window=window, collect=collect, prenet_masks=prenet_masks,
-                           alignment_width=alignment_width, step_limit=step_limit)
+                           options=self.decode_options(**options), **tensors)
         mel_after = self.postnet(dec.frames, training=training)
         return {"mel": mel_after, "mel_before": dec.frames, "stop_logits": dec.stop_logits,
                 "alignments": dec.alignments, "hidden": dec.hidden, "lengths": dec.lengths * self.r,

@@ -25,9 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..runs import RunPaths
+
 __all__ = ["available", "pack", "pretrained_run"]
 
-FILES = ("config.toml", "data.json", "weights.npz")
+WEIGHTS = "weights.npz"
+FILES = (RunPaths(".").config.name, RunPaths(".").data.name, WEIGHTS)  # a shipped model's folder
 
 
 def _root() -> Path:
@@ -55,16 +58,17 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
 
     from ..runs import load_model
 
-    run_dir = Path(run_dir)
-    model = load_model(run_dir / "model.keras")
+    run = RunPaths(run_dir)
+    model = load_model(run.model)
     out = Path(dest or _root()) / f"{lang}_{which}"
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "weights.npz", **{f"w{i:03d}": np.asarray(w, np.float16)
+    np.savez_compressed(out / WEIGHTS, **{f"w{i:03d}": np.asarray(w, np.float16)
                                                 for i, w in enumerate(model.get_weights())})
-    shutil.copy2(run_dir / "config.toml", out / "config.toml")
-    data = json.loads((run_dir / "data.json").read_text(encoding="utf-8"))
+    shipped = RunPaths(out)
+    shutil.copy2(run.config, shipped.config)
+    data = json.loads(run.data.read_text(encoding="utf-8"))
     data["data_dir"] = None  # the training data is not shipped
-    (out / "data.json").write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    shipped.data.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     return out
 
 
@@ -76,24 +80,26 @@ def _materialize(src: Path) -> Path:
     for name in FILES:
         h.update((src / name).read_bytes())
     run = _cache() / f"{src.name}-{h.hexdigest()[:12]}"
-    if (run / "model.keras").is_file():
+    if RunPaths(run).model.is_file():
         return run
     from ..config import load_config
     from ..model import Tacotron2
 
-    cfg = load_config(src / "config.toml")
-    data = json.loads((src / "data.json").read_text(encoding="utf-8"))
+    shipped = RunPaths(src)
+    cfg = load_config(shipped.config)
+    data = json.loads(shipped.data.read_text(encoding="utf-8"))
     model = Tacotron2.from_settings(cfg.model, n_symbols=len(data["symbols"]["symbols"]), n_mels=cfg.audio.n_mels)
     model.run(np.array([[2, 3, 1]], np.int32), max_steps=2)  # build every layer
-    with np.load(src / "weights.npz") as z:
+    with np.load(src / WEIGHTS) as z:
         weights = [z[k].astype(np.float32) for k in sorted(z.files)]
     model.set_weights(weights)
     tmp = run.with_name(run.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copy2(src / "config.toml", tmp / "config.toml")
-    shutil.copy2(src / "data.json", tmp / "data.json")
-    model.save(tmp / "model.keras")
+    unpacked = RunPaths(tmp)
+    shutil.copy2(shipped.config, unpacked.config)
+    shutil.copy2(shipped.data, unpacked.data)
+    model.save(unpacked.model)
     shutil.rmtree(run, ignore_errors=True)
     os.replace(tmp, run)
     return run

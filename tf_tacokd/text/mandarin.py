@@ -216,6 +216,9 @@ def normalize_mandarin(
     Returns:
         ``(normalised, dropped)``: the pinyin string and the characters that could not
         be read (in order of appearance).
+
+    Long because it is one dispatch over the token kinds of ``_TOKEN_RE`` in the order they match;
+    split up, that order would be harder to follow.
     """
     # a full-width comma separates clauses, never thousands: "100，100" is two numbers
     text = unicodedata.normalize("NFKC", text.replace("，", ", ").replace("、", ", "))
