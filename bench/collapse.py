@@ -4,7 +4,7 @@ candidate recipe from the same teacher, each measured the same way.
 Run by hand (hours on 2 CPU cores)::
 
     python bench/collapse.py --teacher work/en/teacher --data work/en/data --out collapse_en \
-        --steps 150 [--only NAME ...] [--n 14] [--hard-every 4]
+        --steps 150 [--only NAME ...] [--n 14] [--hard-every 4] [--snapshot STEP]
 
 For every candidate (a name and ``--set`` overrides of the distillation config, table
 ``CANDIDATES``), ``tacokd distill`` runs ``--steps`` steps from the teacher into
@@ -50,6 +50,9 @@ CANDIDATES: dict[str, list[str]] = {
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", type=Path, required=True)
+    p.add_argument("--snapshot", type=int, default=None,
+                   help="distil from the teacher run's permanent snapshot at this step (snapshots/model-NNNNNNN.keras) "
+                        "instead of its current model.keras")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--config", default=None, help="config (default: the teacher's)")
@@ -66,6 +69,13 @@ def main() -> None:
     from tf_tacokd.evaluate.free_running import free_running_correlation
     from tf_tacokd.evaluate.runner import run_evaluation
 
+    if args.snapshot is not None:  # a run directory whose model.keras is the snapshot
+        from curve import view
+
+        snap = args.teacher / "snapshots" / f"model-{args.snapshot:07d}.keras"
+        if not snap.is_file():
+            raise SystemExit(f"{snap}: no such snapshot")
+        args.teacher = view(args.teacher, snap, args.out / f"teacher-{args.snapshot}")
     base = args.config or str(args.teacher / "config.toml")
     lang = load_config(base).text.language
     key = "judge_wer" if lang == "en" else "judge_ser"
