@@ -119,7 +119,8 @@ def main() -> None:
         print(f"{name}: {cache[name]}", flush=True)
     rows = [cache[n] for n in ["teacher-FR", *names] if n in cache]
     print(f"| recipe ({args.steps} steps) | frame correlation | modulation / natural | GV / natural | judge error in domain % "
-          "| judge error hard % | hard attention errors | feature loss | Loss_d | Loss_d / teacher spread |")
+          "| judge error hard % | hard attention errors | feature loss | Loss_d | Loss_d / teacher spread "
+          "| mel spread | state spread |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         f = lambda v, k=".3f": "–" if v in (None, "") else format(float(v), k)  # noqa: E731

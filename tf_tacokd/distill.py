@@ -209,17 +209,20 @@ class Distiller(keras.Model):
 
 def teacher_readiness(teacher: Tacotron2, data_dir: str | Path, cfg: Config,
                       echo: Callable[[str], None] = print) -> float | None:
-    """The teacher's free-running frame correlation on the validation split (2 batches), and a
-    warning when it is below :data:`~tf_tacokd.evaluate.free_running.DRONE_RISK`: the L2
-    feature loss then prefers a flat output, and the student collapses to a drone
-    (RESULTS.md section 10). None if the data has no validation split."""
+    """The teacher's free-running frame correlation on the validation split (the same 4 batches
+    of 16 as ``bench/curve.py`` and ``bench/collapse.py`` use: with 2 batches the
+    figure for one teacher differed by 0.10), and a warning when it is below
+    :data:`~tf_tacokd.evaluate.free_running.DRONE_RISK`: the L2 feature loss then prefers a
+    flat output, and the student collapses to a drone (RESULTS.md section 10). None if the data
+    has no validation split."""
     from .evaluate.free_running import DRONE_RISK, free_running_correlation
 
     try:
-        rho = free_running_correlation(teacher, data_dir, cfg, batches=2)
+        rho = free_running_correlation(teacher, data_dir, cfg)
     except (ValueError, FileNotFoundError):
         return None
-    echo(f"teacher decoding freely: frame correlation {rho:.2f} with the natural mel (validation split)")
+    echo(f"teacher decoding freely: frame correlation {rho:.2f} with the natural mel (validation split, "
+         "up to 64 utterances)")
     if rho < DRONE_RISK:
         echo(f"warning: below {DRONE_RISK}: the feature loss of a free-running student is then lowest for a flat "
              "output, and the student is expected to collapse to a drone (RESULTS.md section 10); "
