@@ -19,7 +19,6 @@ import csv
 import fcntl
 import json
 import os
-import re
 import socket
 import sys
 import time
@@ -137,9 +136,11 @@ def model_file(source: str | Path) -> Path:
     path = Path(source)
     if path.is_dir():
         return RunPaths(path).model
-    if not path.exists() and re.fullmatch(r"(en|zh)_(teacher|student)", str(source)):
-        from .pretrained import pretrained_run
+    if not path.exists():
+        from .pretrained import available, pretrained_run
 
+        if str(source) not in available():
+            return path
         lang, which = str(source).split("_")
         return RunPaths(pretrained_run(lang, which)).model
     return path

@@ -75,6 +75,14 @@ class DecodeOptions(NamedTuple):
     collect: tuple[str, ...] = OUTPUTS
     alignment_width: int | None = None
 
+    @property
+    def kept(self) -> list[str]:
+        """The collected outputs in :data:`OUTPUTS` order (the order of the loop's buffers)."""
+        unknown = set(self.collect) - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown decoder outputs {sorted(unknown)}: choose from {OUTPUTS}")
+        return [name for name in OUTPUTS if name in self.collect]
+
 
 class _Loop(NamedTuple):
     """The loop-invariant inputs of one decoder run (what :meth:`Decoder._loop_body` reads)."""
@@ -207,15 +215,12 @@ class Decoder(keras.layers.Layer):
                 ``max_steps`` and takes the bound for each text as an input).
         """
         o = options or DecodeOptions()
-        unknown = set(o.collect) - set(OUTPUTS)
-        if unknown:
-            raise ValueError(f"unknown decoder outputs {sorted(unknown)}: choose from {OUTPUTS}")
+        kept = o.kept
         loop = self._loop_inputs(memory, mask, targets, teacher_prob, seed, o, prenet_masks, step_limit)
         state = self.initial_state(memory, mask)
         if loop.natural is not None:  # the first frame fed is the "go" frame (zeros) in every mode
             state = state._replace(prev_frame=tf.gather(loop.natural, 0))
         loop = loop._replace(prev_shape=state.prev_frame.shape)
-        kept = [name for name in OUTPUTS if name in o.collect]
         b_static = memory.shape[0]  # None in training; 1 in an exported model
         shapes = {"frames": [b_static, self.n_mels * self.r], "stop_logits": [b_static],
                   "alignments": [b_static, o.alignment_width], "hidden": [b_static, self.hidden_dim]}
@@ -284,8 +289,7 @@ class Decoder(keras.layers.Layer):
             kept_weights = tf.pad(state.weights, [[0, 0], [0, o.alignment_width - loop.t_text]])
             kept_weights.set_shape([loop.memory.shape[0], o.alignment_width])
         values = {"frames": frames, "stop_logits": stop, "alignments": kept_weights, "hidden": hidden}
-        kept = [name for name in OUTPUTS if name in o.collect]
-        tas = tuple(ta.write(t, values[name]) for ta, name in zip(tas, kept))
+        tas = tuple(ta.write(t, values[name]) for ta, name in zip(tas, o.kept))
         predicted = frames[:, -self.n_mels :]
         if o.stop_gradient:
             predicted = tf.stop_gradient(predicted)
