@@ -175,6 +175,19 @@ def test_student_init_options() -> None:
                               fresh.decoder.frame_projection.kernel.numpy())
 
 
+def test_the_student_learns_at_its_own_rate_and_the_papers_is_selectable() -> None:
+    teacher = tiny_teacher()
+    for settings, lr, final in (([], 1e-4, 1e-5), (["distill.learning_rate=1e-3"], 1e-3, 1e-5),
+                                (["distill.learning_rate=3e-6"], 3e-6, 3e-6)):
+        cfg = load_config("tiny_en", settings)
+        model = Distiller.build_from(teacher, cfg.distill, cfg.train)
+        assert model.optimizer is model.student.optimizer
+        np.testing.assert_allclose(float(model.optimizer.learning_rate), lr, rtol=1e-6)
+        model.optimizer.iterations.assign(10**9)  # past the decay
+        np.testing.assert_allclose(float(model.optimizer.learning_rate), final, rtol=1e-5)
+        assert cfg.train.learning_rate == 1e-3  # the teacher's rate is untouched
+
+
 def test_distill_command_writes_a_standalone_student(teacher_run, tmp_path: Path) -> None:
     data, teacher = teacher_run
     args = ["distill", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),

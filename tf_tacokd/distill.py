@@ -116,7 +116,7 @@ class Distiller(keras.Model):
         teacher_copy = Tacotron2.from_config({**teacher.get_config(), "name": "teacher"})
         teacher_copy.set_weights(teacher.get_weights())
         model = cls(teacher_copy, cls.student_from(teacher_copy, settings.student_init), settings)
-        model.compile_for_training(train)
+        model.compile_for_training(student_training(train, settings))
         return model
 
     @property
@@ -124,7 +124,8 @@ class Distiller(keras.Model):
         return list(self.trackers.values())
 
     def compile_for_training(self, train: TrainConfig, **kwargs) -> None:
-        """The paper's optimiser for the student (same as the teacher's)."""
+        """The student's optimiser: the teacher's (Adam, schedule, clipping) from ``train``;
+        :meth:`build_from` passes :func:`student_training`'s copy with the student's learning rate."""
         self.student.compile_for_training(train)
         self.compile(optimizer=self.student.optimizer, **kwargs)
 
@@ -241,6 +242,21 @@ def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
     if path.suffix == ".keras" and path.is_file():
         return load_model(path), None
     raise FileNotFoundError(f"{path}: not a teacher run directory or .keras file")
+
+
+def student_training(train: TrainConfig, settings: DistillConfig) -> TrainConfig:
+    """``[train]`` as the student uses it: the learning rate is ``distill.learning_rate``, the
+    final rate is capped by it, and everything else (schedule, Adam, clipping) is the teacher's.
+
+    Example:
+        >>> from tf_tacokd.config import load_config
+        >>> cfg = load_config("espeak_en")
+        >>> t = student_training(cfg.train, cfg.distill)
+        >>> (t.learning_rate, t.final_learning_rate, cfg.train.learning_rate)
+        (0.0001, 1e-05, 0.001)
+    """
+    return dataclasses.replace(train, learning_rate=settings.learning_rate,
+                               final_learning_rate=min(train.final_learning_rate, settings.learning_rate))
 
 
 def distill(

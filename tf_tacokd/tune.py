@@ -73,11 +73,10 @@ class LambdaHyperModel(kt.HyperModel):
     def build(self, hp: kt.HyperParameters) -> Distiller:
         d = self.cfg.distill
         lam = hp.Float("lambda", d.tune_lambda_min, d.tune_lambda_max, sampling="log")
-        train = self.cfg.train
+        d = dataclasses.replace(d, lambda_=lam)
         if d.tune_learning_rate:
-            lr = hp.Float("learning_rate", 1e-4, 3e-3, sampling="log")
-            train = dataclasses.replace(train, learning_rate=lr, final_learning_rate=min(lr, train.final_learning_rate))
-        return Distiller.build_from(self.teacher, dataclasses.replace(d, lambda_=lam), train)
+            d = dataclasses.replace(d, learning_rate=hp.Float("learning_rate", 1e-4, 3e-3, sampling="log"))
+        return Distiller.build_from(self.teacher, d, self.cfg.train)
 
     def fit(self, hp, model, *args, **kwargs):
         start = time.perf_counter()
