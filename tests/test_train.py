@@ -79,6 +79,40 @@ def test_other_architecture_in_the_same_run_dir_is_refused(data_dir: Path, tmp_p
               steps=4, verbose=0)
 
 
+def test_init_fine_tunes_from_a_model_and_resuming_ignores_it(data_dir: Path, tmp_path: Path) -> None:
+    from tf_tacokd.runs import load_model
+
+    cfg = load_config("tiny_en", SETTINGS)
+    teacher = tmp_path / "teacher"
+    train(cfg, data_dir, teacher, steps=2, verbose=0)
+    weights = lambda m: [v.numpy() for v in m.trainable_variables]  # noqa: E731  (not batch-norm statistics)
+    start = weights(load_model(teacher))
+    # a learning rate too small to move the weights: the fine-tuned run keeps the teacher's
+    still = load_config("tiny_en", [*SETTINGS, "train.final_learning_rate=1e-12", "train.learning_rate=1e-12"])
+    lines: list[str] = []
+    ft = tmp_path / "ss"
+    result = train(still, data_dir, ft, mode="ss", steps=2, verbose=0, init=teacher, echo=lines.append)
+    assert result.step == 2 and any("fine-tuning from" in line for line in lines)
+    assert json.loads((ft / "init.json").read_text())["init"] == str((teacher / "model.keras").resolve())
+    got = weights(load_model(ft))
+    assert len(got) == len(start)
+    for a, b in zip(start, got):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    fresh = load_model(train(still, data_dir, tmp_path / "fresh", mode="ss", steps=2, verbose=0).run_dir)
+    assert not all(np.allclose(a, b, atol=1e-3) for a, b in zip(start, weights(fresh)))
+    # resuming: the run's own checkpoint wins
+    lines.clear()
+    train(still, data_dir, ft, mode="ss", steps=4, verbose=0, init=tmp_path / "fresh", echo=lines.append)
+    assert any("is not used" in line for line in lines)
+    for a, b in zip(start, weights(load_model(ft))):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # another architecture: a clean error naming the key
+    other = CliRunner().invoke(main, ["train", "--config", "tiny_en", "--data", str(data_dir), "--out",
+                                      str(tmp_path / "bad"), "--steps", "1", "--init", str(teacher),
+                                      *[f"--set={x}" for x in [*SETTINGS, "model.decoder_lstm_units=8"]]])
+    assert other.exit_code != 0 and "decoder_lstm_units = 8" in other.output, other.output
+
+
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path,
                                                                     monkeypatch) -> None:
     real = Tacotron2.losses_for

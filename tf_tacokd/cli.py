@@ -313,9 +313,13 @@ def _print_preprocess_report(report) -> None:
 @click.option("--steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Total steps to reach  [default: train.steps].")
 @TRAINING_STRATEGY
+@click.option("--init", "init", default=None, metavar="MODEL",
+              help="Fine-tune: start from this model's weights (a run directory, a .keras file such as a "
+                   "snapshot, or a shipped name like zh_teacher) with a fresh optimiser at step 0; "
+                   "ignored when OUT already has checkpoints.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int | None,
-              strategy: str | None, overrides: tuple[str, ...]) -> None:
+              strategy: str | None, init: str | None, overrides: tuple[str, ...]) -> None:
     """Train Tacotron2 (the teacher, or the SS / FR baselines) with model.fit.
 
     Checkpoints every train.checkpoint_every steps (last train.keep_checkpoints kept)
@@ -327,7 +331,8 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
     from .train import train
 
     cfg = _load(config, overrides)
-    _train_and_report(lambda: train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo),
+    _train_and_report(lambda: train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo,
+                                    init=init),
                       out, "model")
 
 

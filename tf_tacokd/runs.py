@@ -90,6 +90,11 @@ class RunPaths:
         """Permanent copies of the model every ``train.snapshot_every`` steps (``snapshots/``)."""
         return self.root / "snapshots"
 
+    @property
+    def init(self) -> Path:
+        """Where a fine-tuned run's first weights came from (``init.json``, ``--init``)."""
+        return self.root / "init.json"
+
     def snapshot(self, step: int) -> Path:
         return self.snapshots / f"model-{step:07d}.keras"
 

@@ -328,6 +328,7 @@ def train(
     strategy: str | None = None,
     verbose: int | str = "auto",
     echo: Callable[[str], None] = print,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train (or resume) Tacotron2 with ``model.fit``.
 
@@ -341,9 +342,16 @@ def train(
         verbose: Keras progress bar setting ("auto": a bar on a terminal, one line per epoch
             when the output goes to a file).
         echo: where status lines go.
+        init: fine-tune: start from this model's weights (a run directory, a ``.keras`` file or
+            a shipped model's name; same architecture and data) with a fresh optimiser at step
+            0, e.g. scheduled sampling from a teacher's snapshot. A run that resumes from its
+            own checkpoint ignores it.
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
+
+    Many parameters because each is a ``tacokd train`` option; all but the first three have
+    defaults.
     """
     if mode is not None:
         if mode not in MODE_ALIASES:
@@ -355,13 +363,49 @@ def train(
     if warning:
         echo(warning)
 
+    start = None if init is None else initial_weights(init, cfg, run_dir, echo)
+
     def build(manifest: Manifest) -> Tacotron2:
         model = Tacotron2.from_settings(cfg.model, len(manifest.symbols), manifest.n_mels)
+        if start is not None:
+            _check_init(start, model, init)
+            model.run(np.array([[1, 2, 1]], np.int32), max_steps=2)  # build every layer
+            model.set_weights(start.get_weights())
         model.compile_for_training(cfg.train)
         return model
 
     return fit_run(cfg, data_dir, run_dir, build, save_model, cfg.train.steps, cfg.train.mode,
                    strategy, verbose, echo)
+
+
+def initial_weights(init: str | Path, cfg: Config, run_dir: str | Path, echo: Callable[[str], None]):
+    """The model ``tacokd train --init`` starts from (recorded in ``RUN/init.json``), or None
+    when the run already has checkpoints (resuming: its own weights win)."""
+    from .runs import load_model, model_file
+
+    files = RunPaths(run_dir)
+    if tf.train.latest_checkpoint(str(files.checkpoints)) is not None:
+        echo(f"note: {run_dir} has checkpoints; it resumes from them and --init {init} is not used")
+        return None
+    model = load_model(init)
+    if not isinstance(model, Tacotron2):
+        raise ConfigError(f"--init {init}: not a Tacotron2 model ({type(model).__name__})")
+    if model.settings != cfg.model:
+        differ = [f"{k} = {getattr(cfg.model, k)!r} (init: {getattr(model.settings, k)!r})"
+                  for k in dataclasses.asdict(cfg.model) if getattr(cfg.model, k) != getattr(model.settings, k)]
+        raise ConfigError(f"--init {init}: the [model] section differs from the config: {'; '.join(differ)}; "
+                          "use the config the model was trained with")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files.init.write_text(json.dumps({"init": str(model_file(init).resolve())}), encoding="utf-8")
+    echo(f"fine-tuning from {model_file(init)} (fresh optimiser, step 0)")
+    return model
+
+
+def _check_init(start: Tacotron2, model: Tacotron2, init: str | Path | None) -> None:
+    if (start.n_symbols, start.n_mels) != (model.n_symbols, model.n_mels):
+        raise ConfigError(f"--init {init}: trained on other data ({start.n_symbols} symbols, {start.n_mels} mels) "
+                          f"than this run's ({model.n_symbols} symbols, {model.n_mels} mels)")
 
 
 def schedule_warning(t: TrainConfig) -> str | None:
