@@ -212,3 +212,18 @@ def test_a_config_can_name_a_base_and_list_only_its_differences(tmp_path) -> Non
     (tmp_path / "e.toml").write_text('base = "no_such_config"\n')
     with pytest.raises(ConfigError, match="e.toml: base: config 'no_such_config' not found"):
         load_config(tmp_path / "e.toml")
+
+
+def test_the_main_jobs_configs_fit_the_shipped_models() -> None:
+    """`tacokd run --lang LANG` (config quick_LANG) uses the shipped models only if their
+    audio, text, model and corpus split are its own; otherwise it trains for an hour."""
+    from tf_tacokd.pipeline import shipped_differences
+    from tf_tacokd.pretrained import _root, available
+
+    for name in available():
+        shipped = load_config(_root() / name / "config.toml")
+        assert shipped_differences(shipped, load_config(f"quick_{name.split('_')[0]}")) == [], name
+    voice = load_config("voice_zh")
+    other = load_config("quick_zh", ["data.corpus_size=3000", "model.attention_dim=32"])
+    assert shipped_differences(voice, other) == ["model.attention_dim = 32 (shipped: 64)",
+                                                 "data.corpus_size = 3000 (shipped: 10000)"]

@@ -78,9 +78,12 @@ STRUCTURE_SENTENCES = {
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the students shipped on 2026-11-30 are drones (0.39 / 0.41 of their "
-                   "teachers' modulation; RESULTS.md section 10); remove this mark when they are replaced")
-@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("lang", [
+    pytest.param("en", marks=pytest.mark.xfail(
+        strict=True, reason="the English student shipped on 2026-11-30 is a drone (0.39 of its teacher's "
+        "modulation; RESULTS.md section 10); remove this mark when it is replaced")),
+    "zh",
+])
 def test_shipped_student_is_not_a_drone(lang: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The KD student keeps at least 80 % of its teacher's temporal modulation and global
     variance (both decoding freely, same sentences and seeds). The student shipped until

@@ -159,9 +159,36 @@ def _pretrained(ctx: Context, which: str) -> Path | None:
     run = pretrained_run(ctx.lang, which, missing_ok=True)
     if run is None:
         return None
-    shipped = load_config(RunPaths(run).config)
-    same = all(getattr(shipped, k) == getattr(ctx.config, k) for k in ("audio", "text", "model"))
-    return run if same else None
+    differ = shipped_differences(load_config(RunPaths(run).config), ctx.config)
+    if differ:
+        ctx.echo(f"    the shipped {ctx.lang} {which} does not fit this config ({'; '.join(differ[:4])}"
+                 f"{'; ...' if len(differ) > 4 else ''}): training one here")
+        return None
+    return run
+
+
+# The corpus and its split: the main job's in-domain test sentences are held out from a shipped
+# model only if its corpus is generated and split the same way as the one the model trained on.
+SPLIT_KEYS = ("corpus_format", "databaker_text", "corpus_size", "split_seed", "val_size", "test_size")
+
+
+def shipped_differences(shipped: Config, cfg: Config) -> list[str]:
+    """What keeps a shipped model from standing in for one trained with ``cfg``: every
+    ``section.key = value`` of ``[audio]``, ``[text]``, ``[model]`` and the corpus split that
+    differs (empty when the model fits).
+
+    Example:
+        >>> shipped_differences(load_config("voice_zh"), load_config("quick_zh"))
+        []
+        >>> shipped_differences(load_config("voice_zh"), load_config("espeak_zh"))[:2]
+        ['audio.sample_rate = 22050 (shipped: 16000)', 'audio.fmax = 11025.0 (shipped: 8000.0)']
+    """
+    out = []
+    for section in ("audio", "text", "model", "data"):
+        mine, theirs = cfg.to_dict()[section], shipped.to_dict()[section]
+        keys = SPLIT_KEYS if section == "data" else mine.keys()
+        out += [f"{section}.{k} = {mine[k]!r} (shipped: {theirs[k]!r})" for k in keys if mine[k] != theirs[k]]
+    return out
 
 
 def _use_pretrained(ctx: Context, which: str, dest: Path) -> str | None:

@@ -6,8 +6,11 @@ size of a ``.keras`` file, so four models fit in a few MB each). :func:`pretrain
 rebuilds an ordinary float32 run directory with ``model.keras`` from them, once, in a cache
 directory (``$TF_TACOKD_CACHE`` or ``~/.cache/tf_tacokd``), so ``tacokd synthesize
 --pretrained en``, ``tacokd export --pretrained en`` and the main job work right after
-installation. The models were trained with this project's code (``tacokd run --lang LANG
---train``, config ``quick_LANG``) and packed with :func:`pack`; RESULTS.md has their numbers.
+installation. The models were trained with this project's code and packed with :func:`pack`;
+RESULTS.md has their numbers. English: ``tacokd run --lang en --train`` (config ``quick_en``,
+1200 + 400 steps). Mandarin: the long ``voice_zh`` teacher (``tacokd train --config voice_zh``,
+6000 steps) and a student distilled from it for 1000 steps with the default recipe
+(``tacokd distill``).
 
 Example:
     >>> from tf_tacokd.pretrained import available
