@@ -183,9 +183,9 @@ def shipped_differences(shipped: Config, cfg: Config) -> list[str]:
         >>> shipped_differences(load_config("voice_zh"), load_config("espeak_zh"))[:2]
         ['audio.sample_rate = 22050 (shipped: 16000)', 'audio.fmax = 11025.0 (shipped: 8000.0)']
     """
-    out = []
+    out, here, there = [], cfg.to_dict(), shipped.to_dict()
     for section in ("audio", "text", "model", "data"):
-        mine, theirs = cfg.to_dict()[section], shipped.to_dict()[section]
+        mine, theirs = here[section], there[section]
         keys = SPLIT_KEYS if section == "data" else mine.keys()
         out += [f"{section}.{k} = {mine[k]!r} (shipped: {theirs[k]!r})" for k in keys if mine[k] != theirs[k]]
     return out

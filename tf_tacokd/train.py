@@ -397,8 +397,9 @@ def initial_weights(init: str | Path, cfg: Config, run_dir: str | Path, echo: Ca
                           "use the config the model was trained with")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    files.init.write_text(json.dumps({"init": str(model_file(init).resolve())}), encoding="utf-8")
-    echo(f"fine-tuning from {model_file(init)} (fresh optimiser, step 0)")
+    source = model_file(init)
+    files.init.write_text(json.dumps({"init": str(source.resolve())}), encoding="utf-8")
+    echo(f"fine-tuning from {source} (fresh optimiser, step 0)")
     return model
 
 
