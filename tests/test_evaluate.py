@@ -75,3 +75,12 @@ def test_bad_arguments_are_clear(runs: tuple[Path, Path], tmp_path: Path) -> Non
     r = CliRunner().invoke(main, ["evaluate", "--run", str(runs[0]), "--metrics", "attention,wer",
                                   "--out", str(tmp_path)])
     assert r.exit_code != 0 and "unknown metric(s) ['wer']" in r.output
+    two = ["evaluate", "--run", str(runs[0]), "--run", str(runs[1]), "--names", "A,B", "--out", str(tmp_path)]
+    r = CliRunner().invoke(main, two + ["--group", "KD=A", "--group", "SS=C"])
+    assert r.exit_code != 0 and "group 'SS': unknown system(s) ['C']; the systems are ['A', 'B']" in r.output
+    r = CliRunner().invoke(main, two + ["--group", "KD=A,B"])
+    assert r.exit_code != 0 and "at least two groups" in r.output
+    r = CliRunner().invoke(main, two + ["--group", "KD=A", "--group", "SS=A"])
+    assert r.exit_code != 0 and "system 'A' is in group 'KD' and 'SS'" in r.output
+    r = CliRunner().invoke(main, two + ["--group", "KD"])
+    assert r.exit_code != 0 and "--group" in r.output and "expected NAME=SYSTEM,SYSTEM" in r.output

@@ -3,6 +3,7 @@ independent reference."""
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 from pathlib import Path
@@ -12,8 +13,8 @@ import pytest
 import soundfile as sf
 
 from tf_tacokd.evaluate.asr import add_noise, normalize_for_wer, word_errors
-from tf_tacokd.evaluate.report import (bootstrap_ci, hardest_figure, hardest_sentences, paired_comparison, summarize,
-                                       write_report)
+from tf_tacokd.evaluate.report import (bootstrap_ci, hardest_figure, hardest_sentences, paired_comparison,
+                                       seed_comparison, summarize, write_report)
 from tf_tacokd.evaluate.testsets import builtin_hard, load_sentence_file, load_sentences
 from tf_tacokd.text import TextFrontEnd
 
@@ -198,6 +199,55 @@ def test_bootstrap_interval_matches_the_normal_approximation() -> None:
     assert lo < d.mean() < hi
     assert abs(lo - (d.mean() - 1.96 * se)) < 0.02 and abs(hi - (d.mean() + 1.96 * se)) < 0.02
     assert bootstrap_ci(np.zeros(5), 100, 0) == (0.0, 0.0)
+
+
+def test_seed_comparison_with_one_seed_per_group_is_the_paired_comparison() -> None:
+    rng = np.random.default_rng(3)
+    rows = [_row(s, f"u{i}", int(rng.integers(0, 3)), judge_ser=float(rng.random()), judge_syllables=5,
+                 judge_syl_ins=0, judge_syl_del=int(rng.integers(0, 2)), judge_transcript="x")
+            for s in ("A", "B") for i in range(30)]
+    paired = paired_comparison(rows, "A", "B", samples=300, seed=7)
+    seeds = seed_comparison(rows, "a", ["A"], "b", ["B"], samples=300, seed=7)
+    for key in ("attention_errors", "judge_error_rate", "judge_ins_del"):
+        assert seeds[key]["mean_diff"] == pytest.approx(paired[key]["mean_diff"])
+        assert seeds[key]["ci95"] == pytest.approx(paired[key]["ci95"])  # the same sentence draws
+        assert seeds[key]["seed_pairs"] == pytest.approx([paired[key]["mean_diff"]] * 2)
+    assert "asr_ins_del" not in seeds  # not measured: left out, not zero
+
+
+def test_seed_comparison_interval_covers_the_seeds() -> None:
+    # A: one seed at 0.2 on every sentence; B: seed b1 at 0.1 and b2 at 0.5 everywhere. The
+    # sentences agree, so only the seeds move the difference: resampled B seed sets {b1, b1},
+    # {b1, b2}, {b2, b2} give -0.1, +0.1, +0.3 with probabilities 1/4, 1/2, 1/4.
+    rows = [_row(s, f"u{i}", 0, judge_ser=v, judge_syllables=4, judge_syl_ins=0, judge_syl_del=0,
+                 judge_transcript="x") for s, v in (("a1", 0.2), ("b1", 0.1), ("b2", 0.5)) for i in range(20)]
+    rows.append({"system": "b2", "id": "u20", "category": "c", "status": "error: x"})  # one system failed it
+    rows += [_row(s, "u20", 5, judge_ser=1.0, judge_syllables=4, judge_syl_ins=0, judge_syl_del=0,
+                  judge_transcript="x") for s in ("a1", "b1")]
+    c = seed_comparison(rows, "A", ["a1"], "B", ["b1", "b2"], samples=2000, seed=0)
+    j = c["judge_error_rate"]
+    assert j["n"] == 20  # u20 is left out: not every system finished it
+    assert j["mean_diff"] == pytest.approx(0.1)
+    assert j["ci95"] == pytest.approx([-0.1, 0.3])
+    assert j["seeds_b"] == pytest.approx({"b1": 0.1, "b2": 0.5}) and j["seed_pairs"] == pytest.approx([-0.1, 0.3])
+    # a sentence-only interval from the seed-averaged differences would claim +0.1 exactly
+    assert bootstrap_ci(np.full(20, 0.1), 200, 0) == pytest.approx((0.1, 0.1))
+
+
+def test_write_report_with_seed_groups(tmp_path: Path) -> None:
+    rows = [_row(s, f"u{i}", k, category="long") for s, k in (("ss1", 2), ("ss2", 1), ("kd1", 0), ("kd2", 1))
+            for i in range(4)]
+    status = {"attention": "ok"}
+    res = write_report(tmp_path, rows, ["ss1", "ss2", "kd1", "kd2"], status,
+                       {"sentences": "f.txt", "language": "en", "seed": 1}, 200, 0,
+                       groups={"SS": ["ss1", "ss2"], "KD": ["kd1", "kd2"]})
+    (c,) = res["seed_comparisons"]
+    assert (c["a"], c["b"]) == ("SS", "KD") and c["attention_errors"]["mean_diff"] == pytest.approx(-1.0)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Across training seeds" in md and "Groups: SS = ss1, ss2; KD = kd1, kd2." in md
+    assert "| KD vs SS | attention errors | 4 | 1.500 | 0.500 | -1.000 [" in md
+    assert "| 2.000, 1.000 | 0.000, 1.000 | -2.000 … +0.000 |" in md
+    assert json.loads((tmp_path / "results.json").read_text())["seed_comparisons"][0]["b_systems"] == ["kd1", "kd2"]
 
 
 def test_write_report_files(tmp_path: Path) -> None:

@@ -497,9 +497,13 @@ def runs_options(run_help: str):
 @click.option("--strict", is_flag=True, help="Stop at the first failing utterance instead of listing it.")
 @click.option("--judge", "judge_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Judge directory for the intelligibility metrics  [default: the shipped judge].")
+@click.option("--group", "group_specs", multiple=True, metavar="NAME=SYS,SYS",
+              help="Systems that are one recipe trained with different seeds (names from --names), "
+                   "e.g. --group KD=kd-s1,kd-s2 --group SS=ss-s1,ss-s2: the report compares the groups "
+                   "with intervals over sentences and seeds. Repeat for each group (at least two).")
 def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang: str | None, out: Path,
                  seed: int | None, metrics: str, limit: int | None, data_dir: Path | None,
-                 max_steps: int | None, strict: bool, judge_dir: Path | None) -> None:
+                 max_steps: int | None, strict: bool, judge_dir: Path | None, group_specs: tuple[str, ...]) -> None:
     """Synthesise a test set with each run and write a Table-1-style robustness report.
 
     Per utterance: skips, repeats and incomplete synthesis counted from the attention,
@@ -508,10 +512,19 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
     with and without tones in Mandarin); English ASR (pocketsphinx) WER, CER and
     (insertions + deletions) / words; DNSMOS; MCD against the natural recording in domain
     and against espeak-ng's rendering of the text otherwise.
-    Systems are compared pairwise per utterance with bootstrap confidence intervals.
+    Systems are compared pairwise per utterance with bootstrap confidence intervals, and
+    seed groups (--group) with intervals that also resample the training seeds.
     Re-running the same command resumes from OUT/.cache.
     """
     from .evaluate.runner import run_evaluation
+
+    groups: dict[str, list[str]] = {}
+    for spec in group_specs:
+        name, sep, members = spec.partition("=")
+        if not sep or not name.strip() or name.strip() in groups:
+            raise click.BadParameter(f"{spec!r}: expected NAME=SYSTEM,SYSTEM with a new NAME",
+                                     param_hint="--group")
+        groups[name.strip()] = [m.strip() for m in members.split(",") if m.strip()]
 
     name_list = [n.strip() for n in names.split(",")] if names else None
     metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
@@ -523,7 +536,8 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
         results = run_evaluation(
             runs, out, names=name_list, sentences=sentences, lang=lang, seed=seed, metrics=metric_list,
             limit=limit, data_dir=data_dir, max_steps=max_steps, strict=strict,
-            progress_factory=lambda n: click.progressbar(length=n, label="evaluate"), judge_dir=judge_dir)
+            progress_factory=lambda n: click.progressbar(length=n, label="evaluate"), judge_dir=judge_dir,
+            groups=groups or None)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo((out / "report.md").read_text(encoding="utf-8"))

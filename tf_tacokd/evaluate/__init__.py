@@ -6,10 +6,10 @@ Example:
 """
 
 from .alignment import AlignmentMetrics, analyze_alignment, diagonal_score, focus_rate
-from .report import paired_comparison, summarize, write_report
+from .report import paired_comparison, seed_comparison, summarize, write_report
 from .runner import METRICS, System, evaluate_systems, run_evaluation
 from .testsets import TestSentence, builtin_hard, load_sentences
 
 __all__ = ["METRICS", "AlignmentMetrics", "System", "TestSentence", "analyze_alignment", "builtin_hard",
            "diagonal_score", "evaluate_systems", "focus_rate", "load_sentences", "paired_comparison",
-           "run_evaluation", "summarize", "write_report"]
+           "run_evaluation", "seed_comparison", "summarize", "write_report"]

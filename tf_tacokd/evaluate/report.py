@@ -16,12 +16,12 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "hardest_figure", "hardest_sentences", "paired_comparison", "summarize",
-           "write_report"]
+__all__ = ["COMPARED", "bootstrap_ci", "hardest_figure", "hardest_sentences", "paired_comparison",
+           "seed_comparison", "summarize", "write_report"]
 
 CSV_COLUMNS = [
     "system", "id", "category", "status", "text", "normalized", "seed", "steps", "frames", "seconds",
@@ -138,6 +138,21 @@ def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, level: float = 0.95)
     return float(lo), float(hi)
 
 
+def _asr_insdel(row: dict) -> int | None:
+    return (row["insertions"] + row["deletions"]) if "insertions" in row else None
+
+
+#: per-utterance measures compared between systems: name -> (value of a row, or None when the
+#: metric was not computed; whether higher is better)
+COMPARED: dict[str, tuple[Callable[[dict], float | None], bool]] = {
+    "attention_errors": (attention_errors, False),
+    "judge_ins_del": (judge_insdel, False),
+    "judge_error_rate": (judge_error_rate, False),
+    "asr_ins_del": (_asr_insdel, False),
+    "dnsmos_ovrl": (lambda r: r.get("dnsmos_ovrl"), True),
+}
+
+
 def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000, seed: int = 0,
                       mos_tie: float = 0.05) -> dict[str, Any]:
     """Per-utterance wins/ties/losses of ``b`` against ``a`` (on the utterances both finished).
@@ -150,12 +165,12 @@ def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000,
     rb = {r["id"]: r for r in _ok(rows, b)}
     common = [i for i in ra if i in rb]
     out: dict[str, Any] = {"a": a, "b": b, "utterances": len(common)}
-
-    def compare(name: str, value, higher_better: bool, tie: float) -> None:
+    for name, (value, higher_better) in COMPARED.items():
+        tie = mos_tie if name == "dnsmos_ovrl" else 0.0
         pairs = [(value(ra[i]), value(rb[i])) for i in common]
         pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
         if not pairs:
-            return
+            continue
         d = np.array([y - x for x, y in pairs], np.float64)
         better = d > tie if higher_better else d < -tie
         worse = d < -tie if higher_better else d > tie
@@ -164,13 +179,58 @@ def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000,
                      "losses": int(worse.sum()), "mean_a": float(np.mean([x for x, _ in pairs])),
                      "mean_b": float(np.mean([y for _, y in pairs])), "mean_diff": float(d.mean()),
                      "ci95": [lo, hi]}
+    return out
 
-    compare("attention_errors", attention_errors, False, 0.0)
-    compare("judge_ins_del", judge_insdel, False, 0.0)
-    compare("judge_error_rate", judge_error_rate, False, 0.0)
-    compare("asr_ins_del", lambda r: (r["insertions"] + r["deletions"]) if "insertions" in r else None,
-            False, 0.0)
-    compare("dnsmos_ovrl", lambda r: r.get("dnsmos_ovrl"), True, mos_tie)
+
+def seed_comparison(rows: Sequence[dict], a: str, a_systems: Sequence[str], b: str, b_systems: Sequence[str],
+                    samples: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Group ``b`` against group ``a``, each group the training seeds of one system.
+
+    For each measure of :data:`COMPARED`, on the sentences that every system of both groups
+    finished and measured, with ``A[s, i]`` the value of sentence ``s`` from seed ``i`` of
+    group ``a`` (likewise ``B[s, j]``):
+
+    - ``mean_diff`` = mean over s of (mean over j of B[s, j] − mean over i of A[s, i]);
+    - ``ci95``: a two-level percentile bootstrap of that difference. Each resample draws the
+      sentences with replacement and, independently, each group's seeds with replacement, so
+      the interval covers training-seed variance as well as sentence sampling. With one seed
+      per group it is :func:`bootstrap_ci` of the paired differences (the same draws). With
+      two seeds a group's seed draws take three values, so the seed part of the interval is
+      coarse: read it with ``seed_pairs``;
+    - ``seeds_a`` / ``seeds_b``: each seed's own mean over the sentences;
+    - ``seed_pairs``: the smallest and largest difference over all (seed of a, seed of b).
+
+    Example:
+        >>> rows = [{"system": s, "id": "x", "status": "ok", "skips": k, "repeats": 0, "incomplete": False}
+        ...         for s, k in (("ss1", 2), ("ss2", 1), ("kd1", 0), ("kd2", 1))]
+        >>> c = seed_comparison(rows, "SS", ["ss1", "ss2"], "KD", ["kd1", "kd2"], samples=100)
+        >>> c["attention_errors"]["mean_diff"], c["attention_errors"]["seed_pairs"]
+        (-1.0, [-2.0, 0.0])
+    """
+    by_system = {name: {r["id"]: r for r in _ok(rows, name)} for name in [*a_systems, *b_systems]}
+    ids = [i for i in by_system[a_systems[0]] if all(i in by_system[n] for n in by_system)]
+    out: dict[str, Any] = {"a": a, "b": b, "a_systems": list(a_systems), "b_systems": list(b_systems)}
+    for name, (value, _) in COMPARED.items():
+        table = {n: [value(by_system[n][i]) for i in ids] for n in by_system}
+        keep = [k for k in range(len(ids)) if all(table[n][k] is not None for n in table)]
+        if not keep:
+            continue
+        A = np.array([[table[n][k] for n in a_systems] for k in keep], np.float64)
+        B = np.array([[table[n][k] for n in b_systems] for k in keep], np.float64)
+        rng = np.random.default_rng(seed)
+        s_idx = rng.integers(0, len(keep), size=(samples, len(keep)))  # drawn first: see bootstrap_ci
+        ia = rng.integers(0, A.shape[1], size=(samples, 1, A.shape[1]))
+        ib = rng.integers(0, B.shape[1], size=(samples, 1, B.shape[1]))
+        s3 = s_idx[:, :, None]
+        means = (B[s3, ib].mean(axis=2) - A[s3, ia].mean(axis=2)).mean(axis=1)
+        lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+        pair_diffs = [float(B[:, j].mean() - A[:, i].mean()) for i in range(A.shape[1]) for j in range(B.shape[1])]
+        out[name] = {"n": len(keep), "mean_a": float(A.mean()), "mean_b": float(B.mean()),
+                     "mean_diff": float(B.mean(axis=1).mean() - A.mean(axis=1).mean()),
+                     "ci95": [float(lo), float(hi)],
+                     "seeds_a": {n: float(A[:, i].mean()) for i, n in enumerate(a_systems)},
+                     "seeds_b": {n: float(B[:, j].mean()) for j, n in enumerate(b_systems)},
+                     "seed_pairs": [min(pair_diffs), max(pair_diffs)]}
     return out
 
 
@@ -275,14 +335,23 @@ def hardest_figure(path: str | Path, out: str | Path, rows: Sequence[dict], syst
 
 
 def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], status: dict[str, str],
-                 info: dict[str, Any], samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Write report.md, results.json, utterances.csv and errors.png into ``out``; return the results."""
+                 info: dict[str, Any], samples: int = 1000, seed: int = 0,
+                 groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """Write report.md, results.json, utterances.csv and errors.png into ``out``; return the results.
+
+    ``groups`` (name -> systems, e.g. ``{"KD": ["kd-s1", "kd-s2"]}``: one system trained with
+    several seeds) adds :func:`seed_comparison` of every pair of groups, in the given order.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows, systems)
     comparisons = [paired_comparison(rows, a, b, samples, seed)
                    for i, a in enumerate(systems) for b in systems[i + 1:]]
     results = {"info": info, "metrics": status, "systems": summary, "comparisons": comparisons}
+    names = list(groups or {})
+    if groups:
+        results["seed_comparisons"] = [seed_comparison(rows, a, groups[a], b, groups[b], samples, seed)
+                                       for i, a in enumerate(names) for b in names[i + 1:]]
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
     with (out / "utterances.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
@@ -307,6 +376,8 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
     lines += _category_section(summary, systems)
     if comparisons:
         lines += _comparison_section(comparisons, lang, samples)
+    if groups:
+        lines += _seed_section(results["seed_comparisons"], groups, lang, samples)
     lines += _closing_sections(rows, status, bool(hardest))
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
     return results
@@ -383,15 +454,18 @@ def _category_section(summary: dict[str, Any], systems: Sequence[str]) -> list[s
     return lines + [""]
 
 
+def _measure_labels(lang: str) -> dict[str, str]:
+    return {"attention_errors": "attention errors", "judge_ins_del": "judge ins+del",
+            "judge_error_rate": "judge WER" if lang == "en" else "judge tone-syllable error",
+            "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
+
+
 def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int) -> list[str]:
     lines = ["## Paired comparisons (B against A, per utterance)", "",
              "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
              "|---|---|---|---|---|---|---|---|---|"]
-    labels = {"attention_errors": "attention errors", "judge_ins_del": "judge ins+del",
-              "judge_error_rate": "judge WER" if lang == "en" else "judge tone-syllable error",
-              "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
     for c in comparisons:
-        for key, label in labels.items():
+        for key, label in _measure_labels(lang).items():
             if key in c:
                 v = c[key]
                 lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
@@ -399,6 +473,28 @@ def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int) ->
                              f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
     return lines + ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
                     "An interval that excludes 0 is a difference this test set resolves.", ""]
+
+
+def _seed_section(comparisons: Sequence[dict], groups: Mapping[str, Sequence[str]], lang: str,
+                  samples: int) -> list[str]:
+    lines = ["## Across training seeds (group B against group A)", "",
+             "Groups: " + "; ".join(f"{g} = {', '.join(m)}" for g, m in groups.items()) + ".", "",
+             "| B vs A | measure | sentences | mean A | mean B | B − A [95% CI, sentences and seeds] "
+             "| per seed A | per seed B | B − A over seed pairs |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for c in comparisons:
+        for key, label in _measure_labels(lang).items():
+            if key in c:
+                v = c[key]
+                per_a = ", ".join(f"{x:.3f}" for x in v["seeds_a"].values())
+                per_b = ", ".join(f"{x:.3f}" for x in v["seeds_b"].values())
+                lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
+                             f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] | {per_a} | {per_b} | "
+                             f"{v['seed_pairs'][0]:+.3f} … {v['seed_pairs'][1]:+.3f} |")
+    return lines + ["", f"Means are per utterance, averaged over a group's seeds, on the sentences every system "
+                    f"of both groups finished. Intervals: two-level percentile bootstrap ({samples} resamples) "
+                    "drawing the sentences and each group's seeds with replacement; with two seeds the seed "
+                    "part is coarse, so the last column gives the difference for every pair of seeds.", ""]
 
 
 def _closing_sections(rows: Sequence[dict], status: dict[str, str], hardest: bool) -> list[str]:

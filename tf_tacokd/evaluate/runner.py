@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -277,6 +277,9 @@ def evaluate_systems(
         strict: raise on the first failing utterance instead of recording it.
         progress: called with 1 after each utterance.
         judge_dir: a judge directory for the intelligibility metrics (default: the shipped judge).
+        groups: systems that are one recipe trained with different seeds, by group name
+            (``{"KD": ["kd-s1", "kd-s2"], "SS": ["ss-s1", "ss-s2"]}``; at least two groups).
+            The report then compares the groups with intervals over sentences and seeds.
 
     Returns:
         ``(rows, status)``: one dict per (system, sentence), and each metric's status.
@@ -368,6 +371,7 @@ def run_evaluation(
     strict: bool = False,
     progress_factory: Callable[[int], Any] | None = None,
     judge_dir: str | Path | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate trained runs on a test set and write the report (the API behind ``tacokd evaluate``).
 
@@ -386,6 +390,9 @@ def run_evaluation(
         progress_factory: called with the total number of utterances; returns a context
             manager with an ``update(n)`` method (e.g. ``click.progressbar``).
         judge_dir: a judge directory for the intelligibility metrics (default: the shipped judge).
+        groups: systems that are one recipe trained with different seeds, by group name
+            (``{"KD": ["kd-s1", "kd-s2"], "SS": ["ss-s1", "ss-s2"]}``; at least two groups).
+            The report then compares the groups with intervals over sentences and seeds.
 
     Returns:
         The results dictionary also written to ``results.json``.
@@ -413,6 +420,7 @@ def run_evaluation(
     bad = [n for n in names if not n or any(c in n for c in "/\\:")]
     if bad:
         raise ValueError(f"system names are used as folder names; not allowed: {bad}")
+    groups = check_groups(groups, names) if groups else None
     first = load_run(runs[0])
     language = first.config.text.language
     if lang and lang != language:
@@ -434,4 +442,33 @@ def run_evaluation(
         info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
                 "runs": {s.name: str(s.run_dir) for s in systems},
                 "models": {s.name: s.model_hash for s in systems}}
-        return write_report(out, rows, names, status, info, eval_cfg.bootstrap_samples, seed)
+        if groups:
+            info["groups"] = groups
+        return write_report(out, rows, names, status, info, eval_cfg.bootstrap_samples, seed, groups)
+
+
+def check_groups(groups: Mapping[str, Sequence[str]], names: Sequence[str]) -> dict[str, list[str]]:
+    """Validate seed groups against the system names; a clear error names what is wrong.
+
+    Example:
+        >>> check_groups({"KD": ["kd1", "kd2"], "SS": ["ss1"]}, ["kd1", "kd2", "ss1"])
+        {'KD': ['kd1', 'kd2'], 'SS': ['ss1']}
+    """
+    out = {str(g): list(members) for g, members in groups.items()}
+    if len(out) < 2:
+        raise ValueError(f"give at least two groups to compare (got {sorted(out)})")
+    seen: dict[str, str] = {}
+    for g, members in out.items():
+        if not g.strip():
+            raise ValueError("a group needs a name: NAME=SYSTEM,SYSTEM")
+        if not members:
+            raise ValueError(f"group {g!r} has no systems")
+        unknown = [m for m in members if m not in names]
+        if unknown:
+            raise ValueError(f"group {g!r}: unknown system(s) {unknown}; the systems are {list(names)}")
+        for m in members:
+            if m in seen or members.count(m) > 1:
+                raise ValueError(f"system {m!r} is in group {seen.get(m, g)!r} and {g!r}: "
+                                 "each system belongs to one group once")
+            seen[m] = g
+    return out
