@@ -310,6 +310,23 @@ def test_hardest_sentences_rank_by_errors_over_all_systems(tmp_path: Path) -> No
     assert path is not None and path.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_hardest_figure_labels_text_the_font_cannot_draw_with_what_the_model_read(tmp_path: Path) -> None:
+    import warnings
+
+    from tf_tacokd.plots import drawable, save_alignment
+
+    assert drawable("A b, c.") and not drawable("银行行长")  # DejaVu Sans has no Hanzi
+    rows = [_row(s, "zh-1", k, text="银行行长来了。", normalized="yin2 hang2 hang2 zhang3 lai2 le5.",
+                 alignment_png=f"{s}.png") for s, k in (("SS", 1), ("KD", 0))]
+    for r in rows:
+        save_alignment(tmp_path / r["alignment_png"], np.eye(6, 4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = hardest_figure(tmp_path / "h.png", tmp_path, rows, ["SS", "KD"])
+    assert path is not None and path.is_file()
+    assert not [w for w in caught if "missing from font" in str(w.message)]
+
+
 def test_speech_structure_tells_a_drone_from_speech() -> None:
     from tf_tacokd.evaluate.quality import speech_structure
 

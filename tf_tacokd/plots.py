@@ -10,8 +10,8 @@ import numpy as np
 
 from .runs import RunPaths
 
-__all__ = ["pyplot", "alignment_figure", "figure_to_png", "save_alignment", "read_history", "budget_offset",
-           "training_curves", "lambda_sweep_figure"]
+__all__ = ["pyplot", "alignment_figure", "drawable", "figure_to_png", "save_alignment", "read_history",
+           "budget_offset", "training_curves", "lambda_sweep_figure"]
 
 
 def pyplot():
@@ -23,6 +23,21 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def drawable(text: str) -> bool:
+    """Whether matplotlib's default font has a glyph for every character of ``text`` (without a
+    CJK font installed, Hanzi would be drawn as empty boxes with a warning per character).
+
+    Example:
+        >>> drawable("The cat.")
+        True
+    """
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
+    font = FT2Font(findfont(FontProperties()))
+    return all(c.isspace() or font.get_char_index(ord(c)) != 0 for c in text)
 
 
 def alignment_figure(alignment: np.ndarray, tokens: Sequence[str] | None = None, title: str = ""):

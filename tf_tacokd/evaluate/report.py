@@ -302,7 +302,7 @@ def hardest_figure(path: str | Path, out: str | Path, rows: Sequence[dict], syst
     ids = hardest_sentences(rows, systems, n)
     if not ids:
         return None
-    from ..plots import pyplot
+    from ..plots import drawable, pyplot
 
     plt = pyplot()
 
@@ -321,7 +321,10 @@ def hardest_figure(path: str | Path, out: str | Path, rows: Sequence[dict], syst
                 drawn += 1
             flags = f"{r['skips']} skip, {r['repeats']} rep" + (", incomplete" if r["incomplete"] else "")
             ax.set_title(f"{system}: {flags}", fontsize=8)
-        text = str(lookup[(systems[0], sid)].get("text", sid))
+        first = lookup[(systems[0], sid)]
+        text = str(first.get("text", sid))
+        if not drawable(text):  # e.g. Hanzi without a CJK font: label with what the model read
+            text = str(first.get("normalized") or sid)
         axes[i][0].text(-0.02, 0.5, (text[:38] + "…") if len(text) > 39 else text, fontsize=8,
                         rotation=90, ha="right", va="center", transform=axes[i][0].transAxes)
     fig.tight_layout()
