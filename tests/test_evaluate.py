@@ -67,6 +67,25 @@ def test_indomain_with_natural_audio_gives_mcd(runs: tuple[Path, Path], tmp_path
     assert s["duration_ratio_median"] > 0  # natural frames known in-domain
 
 
+def test_a_snapshot_file_is_evaluated_with_its_runs_config(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "teacher"
+    shutil.copytree(runs[0], run, ignore=shutil.ignore_patterns("checkpoints", "logs", ".lock"))
+    snap = run / "snapshots" / "model-0000002.keras"
+    snap.parent.mkdir(exist_ok=True)
+    shutil.copy(run / "model.keras", snap)
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("The cat sat.\nA B C.\n", encoding="utf-8")
+    res = run_evaluation([run, snap], tmp_path / "eval", sentences=str(sentences), seed=2,
+                         metrics=["attention"], max_steps=6)
+    a, b = res["systems"]["teacher"], res["systems"]["teacher-model-0000002"]
+    assert a["utterances"] == b["utterances"] == 2
+    assert {k: a[k] for k in ("focus_rate", "diagonal_score", "skips")} == \
+        {k: b[k] for k in ("focus_rate", "diagonal_score", "skips")}  # the same weights, the same run
+    assert res["info"]["runs"]["teacher-model-0000002"] == str(snap)
+
+
 def test_bad_arguments_are_clear(runs: tuple[Path, Path], tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["evaluate", "--run", str(runs[0]), "--lang", "zh", "--out", str(tmp_path)])
     assert r.exit_code != 0 and "is a 'en' model but --lang zh" in r.output

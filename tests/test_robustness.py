@@ -381,6 +381,28 @@ def test_pretrained_with_an_unwritable_cache_names_the_variable(tmp_path, monkey
     assert result.exit_code == 1 and "TF_TACOKD_CACHE" in result.output
 
 
+def test_a_snapshot_is_read_with_its_runs_config(tiny_teacher, tmp_path):
+    import shutil
+
+    import soundfile as sf
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_teacher, run, ignore=shutil.ignore_patterns("checkpoints", "logs", ".lock"))
+    snap = run / "snapshots" / "model-0000002.keras"
+    snap.parent.mkdir(exist_ok=True)
+    shutil.copy(run / "model.keras", snap)
+    common = ("synthesize", "Hi.", "--allow-incomplete", "--seed", "3")
+    a = invoke(*common, "--run", str(run), "--out", str(tmp_path / "run.wav"))
+    b = invoke(*common, "--model", str(snap), "--out", str(tmp_path / "snap.wav"))
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert np.array_equal(sf.read(tmp_path / "run.wav")[0], sf.read(tmp_path / "snap.wav")[0])
+    lone = tmp_path / "elsewhere" / "model.keras"
+    lone.parent.mkdir()
+    shutil.copy(snap, lone)
+    c = invoke(*common, "--model", str(lone), "--out", str(tmp_path / "x.wav"))
+    assert c.exit_code == 1 and f"{lone.parent}: not a run directory" in c.output
+
+
 def test_a_truncated_model_file_is_named_by_synthesize_and_export(tiny_teacher, tmp_path):
     import shutil
 

@@ -44,7 +44,7 @@ def model_source_options(command):
         click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
                      default=None, help="Run directory (its model.keras, config and mel statistics)."),
         click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     default=None, help="A .keras file inside its run directory."),
+                     default=None, help="A .keras file inside its run directory or the run's snapshots/."),
         click.option("--pretrained", type=click.Choice(["en", "zh"]), default=None,
                      help="The shipped pretrained KD student of this language."),
     ]):
@@ -462,21 +462,23 @@ def synthesize_cmd(text: str, run_dir: Path | None, model_path: Path | None, pre
                                    f"was written to {out} (--allow-incomplete to accept it)")
 
 
-def runs_options(run_help: str):
-    """``--run`` (repeatable, existing directories) and ``--names`` for commands comparing runs."""
+def runs_options(run_help: str, model_files: bool = False):
+    """``--run`` (repeatable, existing directories; with ``model_files`` also ``.keras`` files)
+    and ``--names`` for commands comparing runs."""
 
     def decorate(command):
         command = click.option("--names", default=None, help="Comma-separated names, one per --run  "
                                "[default: the run directory names].")(command)
         return click.option("--run", "runs", multiple=True, required=True,
-                            type=click.Path(exists=True, file_okay=False, path_type=Path),
+                            type=click.Path(exists=True, file_okay=model_files, path_type=Path),
                             help=run_help)(command)
 
     return decorate
 
 
 @main.command("evaluate")
-@runs_options("A trained run directory (repeat for each system, e.g. SS, FR, KD).")
+@runs_options("A trained run directory, or a .keras file in one or in its snapshots/ (repeat for each "
+              "system, e.g. SS, FR, KD).", model_files=True)
 @click.option("--sentences", default="builtin-hard", show_default=True,
               help="builtin-hard (the package's hard set), builtin-indomain (the test split of the "
                    "run's data, with natural audio for MCD) or a file: one sentence per line, or "

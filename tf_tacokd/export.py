@@ -278,12 +278,12 @@ def _verify(model, serve, model_bytes: bytes, texts: Sequence[str], front_end, m
 
 
 def _load(source: str | Path):
-    """(model, RunInfo) from a run directory or a .keras file inside one."""
-    from .runs import load_model, load_run
+    """(model, RunInfo) from a run directory or a .keras file inside one (or its snapshots/)."""
+    from .runs import load_model, load_run, run_of_model
 
     source = Path(source)
     path = RunPaths(source).model if source.is_dir() else source
-    info = load_run(path.parent)
+    info = load_run(run_of_model(path))
     return load_model(path), info, path
 
 

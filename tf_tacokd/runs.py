@@ -29,7 +29,7 @@ from typing import Any
 
 from .config import Config, load_config
 
-__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "run_of_model", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,21 @@ def load_run(run_dir: str | Path) -> RunInfo:
     if not files.config.is_file() or not files.data.is_file():
         raise FileNotFoundError(f"{files.root}: not a run directory (no {files.config.name} / {files.data.name})")
     return RunInfo(files.root, load_config(files.config), json.loads(files.data.read_text(encoding="utf-8")))
+
+
+def run_of_model(path: str | Path) -> Path:
+    """The run directory a ``.keras`` file belongs to: its folder (``RUN/model.keras``) or, for
+    a permanent snapshot (``RUN/snapshots/model-0008000.keras``), the folder above it.
+
+    Example:
+        >>> run_of_model("runs/teacher/snapshots/model-0008000.keras").as_posix()  # doctest: +SKIP
+        'runs/teacher'
+    """
+    folder = Path(path).parent
+    if not RunPaths(folder).config.is_file() and folder.name == "snapshots" \
+            and RunPaths(folder.parent).config.is_file():
+        return folder.parent
+    return folder
 
 
 def model_file(source: str | Path) -> Path:

@@ -95,9 +95,11 @@ class Synthesizer:
 
     @classmethod
     def from_model(cls, path: str | Path) -> "Synthesizer":
-        """Load a ``.keras`` file that sits in its run directory (config.toml, data.json)."""
-        path = Path(path)
-        return cls.from_run(path.parent, path)
+        """Load a ``.keras`` file in its run directory (config.toml, data.json) or in the run's
+        ``snapshots/``."""
+        from .runs import run_of_model
+
+        return cls.from_run(run_of_model(path), path)
 
     def synthesize(self, text: str, seed: int = 0, max_steps: int | None = None,
                    window: bool | None = None, pause: float = 0.15, split: bool = True) -> SynthesisResult:

@@ -54,12 +54,16 @@ class System:
     frames_per_token: float | None = None  # the training data's speaking rate (duration ratio)
 
     @classmethod
-    def load(cls, name: str, run_dir: str | Path) -> "System":
+    def load(cls, name: str, source: str | Path) -> "System":
+        """``source``: a run directory (its ``model.keras``) or a ``.keras`` file in a run
+        directory or its ``snapshots/`` (read with that run's config and data)."""
+        from ..runs import run_of_model
         from ..synthesize import Synthesizer
 
-        run_dir = Path(run_dir)
-        synth = Synthesizer.from_run(run_dir)
-        digest = hashlib.sha256(RunPaths(run_dir).model.read_bytes()).hexdigest()[:16]
+        source = Path(source)
+        run_dir, model = (source, RunPaths(source).model) if source.is_dir() else (run_of_model(source), source)
+        synth = Synthesizer.from_run(run_dir, model)
+        digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
         return cls(name, run_dir, synth, digest, _frames_per_token(run_dir))
 
     @property
@@ -376,7 +380,8 @@ def run_evaluation(
     """Evaluate trained runs on a test set and write the report (the API behind ``tacokd evaluate``).
 
     Args:
-        runs: run directories (each with ``model.keras``, ``config.toml``, ``data.json``).
+        runs: run directories (each with ``model.keras``, ``config.toml``, ``data.json``), or
+            ``.keras`` files in one or in its ``snapshots/`` (default name ``RUN-model-0008000``).
         out: output directory.
         names: one display name per run (default: the run directory names).
         sentences: ``builtin-hard``, ``builtin-indomain`` or a sentence file.
@@ -409,10 +414,12 @@ def run_evaluation(
     from .report import write_report
     from .testsets import load_sentences
 
+    from ..runs import run_of_model
+
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("give at least one --run")
-    names = list(names) if names else [r.name for r in runs]
+    names = list(names) if names else [r.name if r.is_dir() else f"{run_of_model(r).name}-{r.stem}" for r in runs]
     if len(names) != len(runs):
         raise ValueError(f"{len(names)} names for {len(runs)} runs: give one name per --run")
     if len(set(names)) != len(names):
@@ -421,7 +428,7 @@ def run_evaluation(
     if bad:
         raise ValueError(f"system names are used as folder names; not allowed: {bad}")
     groups = check_groups(groups, names) if groups else None
-    first = load_run(runs[0])
+    first = load_run(runs[0] if runs[0].is_dir() else run_of_model(runs[0]))
     language = first.config.text.language
     if lang and lang != language:
         raise ValueError(f"{runs[0]} is a {language!r} model but --lang {lang} was given")
@@ -440,7 +447,7 @@ def run_evaluation(
             rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
                                             b.update if b is not None else None, judge_dir)
         info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
-                "runs": {s.name: str(s.run_dir) for s in systems},
+                "runs": {n: str(r) for n, r in zip(names, runs)},
                 "models": {s.name: s.model_hash for s in systems}}
         if groups:
             info["groups"] = groups
