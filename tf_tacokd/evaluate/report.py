@@ -463,17 +463,22 @@ def _measure_labels(lang: str) -> dict[str, str]:
             "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
 
 
+def _measures(comparisons: Sequence[dict], lang: str):
+    """(comparison, label, its figures) for every measure each comparison has, in table order."""
+    for c in comparisons:
+        for key, label in _measure_labels(lang).items():
+            if key in c:
+                yield c, label, c[key]
+
+
 def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int) -> list[str]:
     lines = ["## Paired comparisons (B against A, per utterance)", "",
              "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for c in comparisons:
-        for key, label in _measure_labels(lang).items():
-            if key in c:
-                v = c[key]
-                lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
-                             f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
-                             f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
+    for c, label, v in _measures(comparisons, lang):
+        lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
+                     f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
+                     f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
     return lines + ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
                     "An interval that excludes 0 is a difference this test set resolves.", ""]
 
@@ -485,15 +490,12 @@ def _seed_section(comparisons: Sequence[dict], groups: Mapping[str, Sequence[str
              "| B vs A | measure | sentences | mean A | mean B | B − A [95% CI, sentences and seeds] "
              "| per seed A | per seed B | B − A over seed pairs |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for c in comparisons:
-        for key, label in _measure_labels(lang).items():
-            if key in c:
-                v = c[key]
-                per_a = ", ".join(f"{x:.3f}" for x in v["seeds_a"].values())
-                per_b = ", ".join(f"{x:.3f}" for x in v["seeds_b"].values())
-                lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
-                             f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] | {per_a} | {per_b} | "
-                             f"{v['seed_pairs'][0]:+.3f} … {v['seed_pairs'][1]:+.3f} |")
+    for c, label, v in _measures(comparisons, lang):
+        per_a = ", ".join(f"{x:.3f}" for x in v["seeds_a"].values())
+        per_b = ", ".join(f"{x:.3f}" for x in v["seeds_b"].values())
+        lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
+                     f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] | {per_a} | {per_b} | "
+                     f"{v['seed_pairs'][0]:+.3f} … {v['seed_pairs'][1]:+.3f} |")
     return lines + ["", f"Means are per utterance, averaged over a group's seeds, on the sentences every system "
                     f"of both groups finished. Intervals: two-level percentile bootstrap ({samples} resamples) "
                     "drawing the sentences and each group's seeds with replacement; with two seeds the seed "
