@@ -235,6 +235,21 @@ def test_student_must_match_the_teacher(teacher_run, tmp_path: Path) -> None:
                                        "--teacher", str(teacher), "--out", str(tmp_path / "s"),
                                        "--set", "model.decoder_lstm_units=8", "--steps", "2"])
     assert result.exit_code == 1 and "teacher's architecture" in result.output
+    assert f"({teacher / 'config.toml'})" in result.output
+    # a snapshot of the teacher is checked against its run's config too
+    import shutil
+
+    snap = teacher / "snapshots" / "model-0000099.keras"
+    snap.parent.mkdir(exist_ok=True)
+    try:
+        shutil.copy(teacher / "model.keras", snap)
+        result = CliRunner().invoke(main, ["distill", "--config", "tiny_en", "--data", str(data),
+                                           "--teacher", str(snap), "--out", str(tmp_path / "s2"),
+                                           "--set", "model.decoder_lstm_units=8", "--steps", "2"])
+        assert result.exit_code == 1 and "teacher's architecture" in result.output
+        assert "decoder_lstm_units = 8" in result.output
+    finally:
+        shutil.rmtree(snap.parent)
 
 
 def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
 from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
 from .model.train_step import apply_clipped, report
-from .runs import RunPaths, load_model, load_run
+from .runs import RunPaths, load_model, load_run, run_of_model
 from .train import TrainResult, fit_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "teacher_readiness"]
@@ -232,7 +232,8 @@ def teacher_readiness(teacher: Tacotron2, data_dir: str | Path, cfg: Config,
 
 
 def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
-    """A teacher from a run directory (its ``model.keras``) or a ``.keras`` file."""
+    """A teacher from a run directory (its ``model.keras``) or a ``.keras`` file, with the
+    config of the run it belongs to (``RUN/`` or ``RUN/snapshots/``; None for a file outside a run)."""
     path = Path(path)
     if path.is_dir():
         info = load_run(path)
@@ -240,7 +241,9 @@ def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
             raise FileNotFoundError(f"{info.model_path}: the teacher run has no model yet")
         return load_model(info.model_path), info.config
     if path.suffix == ".keras" and path.is_file():
-        return load_model(path), None
+        run = RunPaths(run_of_model(path))
+        config = load_run(run.root).config if run.config.is_file() and run.data.is_file() else None
+        return load_model(path), config
     raise FileNotFoundError(f"{path}: not a teacher run directory or .keras file")
 
 
@@ -294,7 +297,7 @@ def distill(
                   for k, v in dataclasses.asdict(cfg.model).items() if getattr(teacher_cfg.model, k) != v]
         raise ConfigError(f"the [model] section differs from the teacher's ({teacher}): {'; '.join(differ)}. "
                           "The student must have the teacher's architecture: use the teacher's config "
-                          f"({RunPaths(teacher).config})")
+                          f"({teacher_cfg.source})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"teacher": str(Path(teacher).resolve())}
