@@ -46,7 +46,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from .lite import build_sidecar, load_interpreter, prenet_masks, sidecar_path
-from .runs import RunPaths
 
 __all__ = ["DEFAULT_TEXTS", "ExportError", "ExportResult", "export_tflite", "serving_function"]
 
@@ -279,11 +278,10 @@ def _verify(model, serve, model_bytes: bytes, texts: Sequence[str], front_end, m
 
 def _load(source: str | Path):
     """(model, RunInfo) from a run directory or a .keras file inside one (or its snapshots/)."""
-    from .runs import load_model, load_run, run_of_model
+    from .runs import load_model, load_run, run_and_model
 
-    source = Path(source)
-    path = RunPaths(source).model if source.is_dir() else source
-    info = load_run(run_of_model(path))
+    run_dir, path = run_and_model(source)
+    info = load_run(run_dir)
     return load_model(path), info, path
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from .config import Config, load_config
 
-__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "run_of_model", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "run_and_model", "run_of_model", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,13 @@ def run_of_model(path: str | Path) -> Path:
             and RunPaths(folder.parent).config.is_file():
         return folder.parent
     return folder
+
+
+def run_and_model(source: str | Path) -> tuple[Path, Path]:
+    """``(run directory, .keras file)`` of a run directory (its ``model.keras``) or of a
+    ``.keras`` file in a run or its ``snapshots/`` (:func:`run_of_model`)."""
+    source = Path(source)
+    return (source, RunPaths(source).model) if source.is_dir() else (run_of_model(source), source)
 
 
 def model_file(source: str | Path) -> Path:

@@ -32,7 +32,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..runs import RunPaths
 from .alignment import analyze_alignment
 from .asr import SpeechRecognizer, asr_available, word_errors
 from .quality import dnsmos, dnsmos_available, mcd, mcd_available, speech_structure
@@ -57,11 +56,10 @@ class System:
     def load(cls, name: str, source: str | Path) -> "System":
         """``source``: a run directory (its ``model.keras``) or a ``.keras`` file in a run
         directory or its ``snapshots/`` (read with that run's config and data)."""
-        from ..runs import run_of_model
+        from ..runs import run_and_model
         from ..synthesize import Synthesizer
 
-        source = Path(source)
-        run_dir, model = (source, RunPaths(source).model) if source.is_dir() else (run_of_model(source), source)
+        run_dir, model = run_and_model(source)
         synth = Synthesizer.from_run(run_dir, model)
         digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
         return cls(name, run_dir, synth, digest, _frames_per_token(run_dir))
@@ -281,9 +279,6 @@ def evaluate_systems(
         strict: raise on the first failing utterance instead of recording it.
         progress: called with 1 after each utterance.
         judge_dir: a judge directory for the intelligibility metrics (default: the shipped judge).
-        groups: systems that are one recipe trained with different seeds, by group name
-            (``{"KD": ["kd-s1", "kd-s2"], "SS": ["ss-s1", "ss-s2"]}``; at least two groups).
-            The report then compares the groups with intervals over sentences and seeds.
 
     Returns:
         ``(rows, status)``: one dict per (system, sentence), and each metric's status.
@@ -410,16 +405,14 @@ def run_evaluation(
     """
     import contextlib
 
-    from ..runs import load_run
+    from ..runs import load_run, run_and_model
     from .report import write_report
     from .testsets import load_sentences
-
-    from ..runs import run_of_model
 
     runs = [Path(r) for r in runs]
     if not runs:
         raise ValueError("give at least one --run")
-    names = list(names) if names else [r.name if r.is_dir() else f"{run_of_model(r).name}-{r.stem}" for r in runs]
+    names = list(names) if names else [r.name if r.is_dir() else f"{run_and_model(r)[0].name}-{r.stem}" for r in runs]
     if len(names) != len(runs):
         raise ValueError(f"{len(names)} names for {len(runs)} runs: give one name per --run")
     if len(set(names)) != len(names):
@@ -428,7 +421,7 @@ def run_evaluation(
     if bad:
         raise ValueError(f"system names are used as folder names; not allowed: {bad}")
     groups = check_groups(groups, names) if groups else None
-    first = load_run(runs[0] if runs[0].is_dir() else run_of_model(runs[0]))
+    first = load_run(run_and_model(runs[0])[0])
     language = first.config.text.language
     if lang and lang != language:
         raise ValueError(f"{runs[0]} is a {language!r} model but --lang {lang} was given")
