@@ -15,6 +15,14 @@ Run by hand (a few minutes per snapshot on one core; finished snapshots are cach
 
 Scores are pooled over the reference words (English: phoneme words) or syllables (Mandarin:
 tone syllables), as ``tacokd evaluate`` pools them; Griffin-Lim 32 iterations.
+
+``--words STEP`` asks *which* words fail: every reference word of that snapshot's three
+renderings, binned by how often the word (its judge label: espeak-ng phonemes, or a toned
+syllable) occurs in the run's training texts. Errors that grow as words get rarer, already
+when teacher-forced, point at the text side (letter-to-sound not generalised); errors alike
+for all words point at the acoustics (exposure bias)::
+
+    python bench/forcing_gap.py --run /work/long/teacher_en --out gap_en --words 12000
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ def score_snapshot(model_path: Path, run: Path, n_batches: int) -> dict:
     unit = "words" if cfg.text.language == "en" else "syllables"
     rate = "wer" if cfg.text.language == "en" else "ser"
     totals = {k: {"errors": 0.0, "units": 0, "rho": []} for k in ("natural", "teacher_forced", "free_running")}
+    utterances: list[dict] = []
     seed = tf.constant([0, 1])
     for batch in make_dataset(data, "val", cfg, batch_size=16, shuffle=False, with_ids=True).take(n_batches):
         mel, mask = batch["mel"], batch["mel_mask"]
@@ -51,17 +60,78 @@ def score_snapshot(model_path: Path, run: Path, n_batches: int) -> dict:
                 "teacher_forced": model.run(batch["text_ids"], mel, 1.0, seed)["mel"],
                 "free_running": model.run(batch["text_ids"], mel, 0.0, seed)["mel"]}
         lengths = mask.numpy().sum(1).astype(int)
+        rows = [{"text": t.decode("utf-8")} for t in batch["text"].numpy()]
         for name, m in outs.items():
             totals[name]["rho"].append(float(frame_correlation(m, mel, mask)))
             m = m.numpy()
             for b, n in enumerate(lengths):
                 wav = mel_to_audio(m[b, :n], cfg.audio, stats, n_iter=32)
-                s = judge.score(wav, cfg.audio.sample_rate, batch["text"][b].numpy().decode("utf-8"))
+                s = judge.score(wav, cfg.audio.sample_rate, rows[b]["text"])
+                rows[b]["reference"], rows[b][name] = s["reference"], s["transcript"]
                 units = s[unit]
                 totals[name]["errors"] += s[rate] * units
                 totals[name]["units"] += units
-    return {name: {"error": t["errors"] / max(t["units"], 1), "units": t["units"], "rho": float(np.mean(t["rho"]))}
+        utterances += rows
+    return {"utterances": utterances} | {name: {"error": t["errors"] / max(t["units"], 1), "units": t["units"], "rho": float(np.mean(t["rho"]))}
             for name, t in totals.items()}
+
+
+#: training occurrences of a word -> bin label
+FREQUENCY_BINS = [(0, 0, "0 (unseen)"), (1, 9, "1-9"), (10, 99, "10-99"), (100, None, ">= 100")]
+
+
+def word_tokens(label: str, lang: str) -> list[str]:
+    """The units the judge scores, as :func:`label_scores` compares them (English: phoneme
+    words; Mandarin: toned syllables after third-tone sandhi)."""
+    from tf_tacokd.evaluate.intelligibility import pinyin_syllables, surface_tones
+
+    return label.split() if lang == "en" else surface_tones(pinyin_syllables(label))
+
+
+def training_frequencies(run: Path, out: Path) -> dict[str, int]:
+    """How often each judge unit occurs in the run's training texts (cached in OUT)."""
+    import collections
+
+    from tf_tacokd.data.dataset import load_manifest
+    from tf_tacokd.judge.frontend import labels
+    from tf_tacokd.runs import load_run
+
+    info = load_run(run)
+    data, lang = info.data["data_dir"], info.config.text.language
+    path = out / "train_units.json"
+    if path.is_file():
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        if cached["data"] == str(data):
+            return cached["counts"]
+    texts = [text for _, text, _ in load_manifest(data).texts("train")]
+    counts = collections.Counter(u for lab in labels(texts, lang) for u in word_tokens(lab, lang))
+    path.write_text(json.dumps({"data": str(data), "counts": counts}), encoding="utf-8")
+    return dict(counts)
+
+
+def words_table(entry: dict, freq: dict[str, int], lang: str) -> list[str]:
+    """Markdown rows: per frequency bin, the words and the % wrong in each rendering."""
+    from tf_tacokd.evaluate.intelligibility import phoneme_word_status
+
+    kinds = ("natural", "teacher_forced", "free_running")
+    n = {b[2]: 0 for b in FREQUENCY_BINS}
+    wrong = {k: dict.fromkeys(n, 0) for k in kinds}
+    for u in entry["utterances"]:
+        ref = word_tokens(u["reference"], lang)
+        bins = [next(b[2] for b in FREQUENCY_BINS if b[0] <= freq.get(w, 0) and (b[1] is None or freq.get(w, 0) <= b[1]))
+                for w in ref]
+        for b in bins:
+            n[b] += 1
+        for k in kinds:
+            status, _ = phoneme_word_status(" ".join(ref), " ".join(word_tokens(u[k], lang)))
+            for b, st in zip(bins, status):
+                wrong[k][b] += st != "C"
+    rows = ["| training occurrences | words | natural % wrong | teacher-forced % wrong | free running % wrong |",
+            "|---|---|---|---|---|"]
+    for b, count in n.items():
+        if count:
+            rows.append(f"| {b} | {count} | " + " | ".join(f"{100 * wrong[k][b] / count:.1f}" for k in kinds) + " |")
+    return rows
 
 
 def main() -> None:
@@ -70,6 +140,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--every", type=int, default=1000)
     p.add_argument("--batches", type=int, default=4, help="validation batches of 16")
+    p.add_argument("--words", type=int, default=None, metavar="STEP",
+                   help="also: that snapshot's word errors by how often each word occurs in training")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cache_path = args.out / "gap.json"
@@ -77,7 +149,9 @@ def main() -> None:
     for snap in sorted((args.run / "snapshots").glob("model-*.keras")):
         step = int(re.search(r"model-(\d+)", snap.name).group(1))
         tag = f"{step}:{snap.stat().st_mtime_ns}:{args.batches}"
-        if step % args.every or cache.get(str(step), {}).get("tag") == tag:
+        entry = cache.get(str(step), {})
+        wanted = step % args.every == 0 or step == args.words
+        if not wanted or (entry.get("tag") == tag and (step != args.words or "utterances" in entry)):
             continue
         cache[str(step)] = {"tag": tag, "step": step, **score_snapshot(snap, args.run, args.batches)}
         cache_path.write_text(json.dumps(cache, indent=1), encoding="utf-8")
@@ -88,6 +162,14 @@ def main() -> None:
     for row in sorted(cache.values(), key=lambda r: r["step"]):
         cells = [f"{100 * row[k]['error']:.1f} / {row[k]['rho']:.2f}" for k in ("natural", "teacher_forced", "free_running")]
         print(f"| {row['step']} | " + " | ".join(cells) + f" | {row['natural']['units']} |")
+    if args.words is not None:
+        if str(args.words) not in cache:
+            p.error(f"--words {args.words}: {args.run}/snapshots has no model-{args.words:07d}.keras")
+        from tf_tacokd.runs import load_run
+
+        lang = load_run(args.run).config.text.language
+        print(f"\nstep {args.words}: words wrong by how often the word occurs in the training texts\n")
+        print("\n".join(words_table(cache[str(args.words)], training_frequencies(args.run, args.out), lang)))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ VARIANTS: dict[str, tuple[list[str], int, int, bool]] = {
     "22050 Hz (espeak_en audio)": (["audio.sample_rate=22050"], 1, 16, False),
     "r = 3": (["model.reduction_factor=3"], 1, 16, False),
     "no postnet": (["model.postnet_layers=0"], 1, 16, False),
+    # the text side's capacity (English letter-to-sound, RESULTS 13): voice_*'s encoder is 1/4
+    # of the paper's (embedding 128, conv 128, BiLSTM 64 per direction)
+    "encoder x2 (emb 256, conv 256, LSTM 128)": (["model.embedding_dim=256", "model.encoder_conv_channels=256",
+                                                  "model.encoder_lstm_units=128"], 1, 16, False),
+    "encoder x4 (the paper's: 512, 512, 256)": (["model.embedding_dim=512", "model.encoder_conv_channels=512",
+                                                 "model.encoder_lstm_units=256"], 1, 16, False),
     "XLA": ([], 1, 16, True),
 }
 
@@ -141,6 +147,9 @@ def main() -> None:
         return
     base = {"config": args.config, "steps": args.steps, "seconds": args.seconds, "text": args.text}
     names = args.only or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        p.error(f"--only: unknown variant {unknown[0]!r}; choose from {', '.join(repr(n) for n in VARIANTS)}")
     print(f"{args.config}: {args.seconds:g} s utterances, {args.text} symbols, {args.steps} timed steps "
           "after a warm-up step\n")
     print("| variant | frames / utterance | s / step | audio s trained / s | vs base | warm-up s | postnet share |")

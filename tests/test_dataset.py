@@ -117,3 +117,18 @@ def test_global_batch_is_split_across_two_replicas(data_dir: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[2, 2]"
+
+
+def test_split_texts_are_every_utterance_with_its_text_and_frame_count(data_dir: Path) -> None:
+    manifest = load_manifest(data_dir)
+    from_batches = {}
+    for b in batches(data_dir, batch_size=2, with_ids=True):
+        for i, item in enumerate(b["id"]):
+            from_batches[item.decode()] = (b["text"][i].decode(), int(b["mel_lengths"][i]))
+    rows = manifest.texts("train")
+    assert len(rows) == manifest.count("train") == len(from_batches)
+    assert {uid: (text, n) for uid, text, n in rows} == from_batches
+    # the text the model read: the corpus's normalised column without symbols outside the table
+    assert all(text == GOOD_EN[uid][1].replace('"', "") for uid, text, _ in rows)
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        manifest.texts("dev")

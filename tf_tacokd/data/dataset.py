@@ -80,6 +80,22 @@ class Manifest:
     def count(self, split: str) -> int:
         return int(self.data["counts"][split])
 
+    def texts(self, split: str) -> list[tuple[str, str, int]]:
+        """``(id, normalised text, mel frames)`` of every utterance of a split, in shard order,
+        read without decoding the mels.
+
+        Example:
+            >>> load_manifest("data/en").texts("test")[0]  # doctest: +SKIP
+            ('ESPEAK-00017', 'it is raining again.', 131)
+        """
+        spec = {"id": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string),
+                "n_frames": tf.io.FixedLenFeature([], tf.int64)}
+        out = []
+        for record in tf.data.TFRecordDataset(self.shards(split)):
+            ex = tf.io.parse_single_example(record, spec)
+            out.append((ex["id"].numpy().decode(), ex["text"].numpy().decode("utf-8"), int(ex["n_frames"].numpy())))
+        return out
+
 
 def load_manifest(data_dir: str | Path) -> Manifest:
     """Read ``manifest.json`` of a preprocessed directory (clear error if it is missing)."""

@@ -51,6 +51,7 @@ __all__ = [
     "label_scores",
     "alignment",
     "phoneme_word_counts",
+    "phoneme_word_status",
     "surface_tones",
 ]
 
@@ -197,8 +198,9 @@ def intelligibility_scores(reference: str, hypothesis: str, lang: str) -> dict[s
     raise ValueError(f"unknown language {lang!r}: expected 'en' or 'zh'")
 
 
-def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
-    """Word errors of a phoneme transcript, word boundaries ignored.
+def phoneme_word_status(reference: str, hypothesis: str) -> tuple[list[str], int]:
+    """Each reference word's fate in a phoneme transcript, word boundaries ignored:
+    ``("C" | "S" | "D" per word, inserted words)``.
 
     ``reference`` holds one token of phonemes per word; ``hypothesis`` is recognised
     phonemes (its spaces are not trusted: a listener hears no gap between words, and
@@ -221,7 +223,7 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
     hyp_chars = list(hypothesis.replace(" ", ""))
     n_words = len(words)
     if not n_words:
-        return EditCounts(0, 0, 0, 1 if hyp_chars else 0)
+        return [], 1 if hyp_chars else 0
     matched = [0] * n_words
     deleted = [0] * n_words
     broken = [False] * n_words  # a substitution or an insertion inside the word
@@ -244,13 +246,29 @@ def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
             insertions += max(1, round(k / mean_len))
         else:
             broken[word_of[i - 1] if i > 0 else 0] = True
-    dels = subs = 0
+    status = []
     for k, w in enumerate(words):
         if matched[k] * 2 < len(w):  # less than half of it heard: not said
-            dels += 1
+            status.append("D")
         elif broken[k] or deleted[k] or matched[k] < len(w):
-            subs += 1
-    return EditCounts(n_words, subs, dels, insertions)
+            status.append("S")
+        else:
+            status.append("C")
+    return status, insertions
+
+
+def phoneme_word_counts(reference: str, hypothesis: str) -> EditCounts:
+    """Word errors of a phoneme transcript, word boundaries ignored (the counts of
+    :func:`phoneme_word_status`).
+
+    Example:
+        >>> phoneme_word_counts("h@loU w3:ld", "h@loU w3:d")
+        EditCounts(reference=2, substitutions=1, deletions=0, insertions=0)
+    """
+    status, insertions = phoneme_word_status(reference, hypothesis)
+    if not status:
+        return EditCounts(0, 0, 0, insertions)
+    return EditCounts(len(status), status.count("S"), status.count("D"), insertions)
 
 
 def surface_tones(syllables: Sequence[str]) -> list[str]:

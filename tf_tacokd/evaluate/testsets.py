@@ -122,17 +122,12 @@ def builtin_hard(lang: str) -> list[TestSentence]:
 def indomain(data_dir: str | Path, limit: int | None = None) -> list[TestSentence]:
     """The test split of a preprocessed data directory, with the natural recordings when the
     corpus is still where preprocessing read it (else ``audio`` is None and MCD is skipped)."""
-    import tensorflow as tf
-
     from ..data.corpora import read_corpus
     from ..data.dataset import load_manifest
 
     manifest = load_manifest(data_dir)
-    files = manifest.shards("test")
-    if not files:
+    if not manifest.shards("test"):
         raise ValueError(f"{data_dir}: the test split is empty (data.test_size = 0?)")
-    spec = {"id": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string),
-            "n_frames": tf.io.FixedLenFeature([], tf.int64)}
     audio: dict[str, Path] = {}
     corpus = Path(manifest.data.get("corpus", ""))
     if corpus.is_dir():
@@ -140,15 +135,8 @@ def indomain(data_dir: str | Path, limit: int | None = None) -> list[TestSentenc
             audio = {u.id: u.audio_path for u in read_corpus(corpus).utterances}
         except (OSError, ValueError):
             audio = {}
-    out = []
-    for record in tf.data.TFRecordDataset(files):
-        ex = tf.io.parse_single_example(record, spec)
-        uid = ex["id"].numpy().decode()
-        out.append(TestSentence(uid, "indomain", ex["text"].numpy().decode(), audio.get(uid),
-                                int(ex["n_frames"].numpy())))
-        if limit and len(out) >= limit:
-            break
-    return out
+    rows = manifest.texts("test")[:limit or None]
+    return [TestSentence(uid, "indomain", text, audio.get(uid), n_frames) for uid, text, n_frames in rows]
 
 
 def load_sentences(spec: str, lang: str, data_dir: str | Path | None = None,

@@ -222,17 +222,13 @@ def excluded_labels(lang: str, sentence_files: Iterable[str | Path] = (),
 
 def _data_heldout(data_dir: str | Path):
     """The val and test sentences of a preprocessed data directory."""
-    import tensorflow as tf
-
     from ..data.dataset import load_manifest
     from ..evaluate.testsets import TestSentence
 
     manifest = load_manifest(data_dir)
-    spec = {"id": tf.io.FixedLenFeature([], tf.string), "text": tf.io.FixedLenFeature([], tf.string)}
     for split in ("val", "test"):
-        for record in tf.data.TFRecordDataset(manifest.shards(split)):
-            ex = tf.io.parse_single_example(record, spec)
-            yield TestSentence(ex["id"].numpy().decode(), split, ex["text"].numpy().decode())
+        for uid, text, _ in manifest.texts(split):
+            yield TestSentence(uid, split, text)
 
 
 # ---------------------------------------------------------------------------
