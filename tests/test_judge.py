@@ -96,6 +96,17 @@ def test_phoneme_words_ignore_word_boundaries_but_not_skips_or_repeats():
     assert pw(ref, "").deletions == 4 and pw("", "x").insertions == 1
 
 
+def test_phoneme_word_status_names_the_word_that_was_skipped_or_changed():
+    from tf_tacokd.evaluate.intelligibility import phoneme_word_status as ws
+
+    ref = "wEn aUt InD@2 l0bi"
+    assert ws(ref, "wEnaUt InD@2 l0bi") == (["C", "C", "C", "C"], 0)
+    assert ws(ref, "wEn InD@2 l0bi") == (["C", "D", "C", "C"], 0)
+    assert ws(ref, "wEn aUt InD@2 l0pi") == (["C", "C", "C", "S"], 0)
+    assert ws(ref, "wEn aUt aUt InD@2 l0bi")[1] == 1
+    assert ws("", "") == ([], 0)
+
+
 def test_label_scores_count_words_and_phonemes():
     from tf_tacokd.evaluate.intelligibility import label_scores
 
