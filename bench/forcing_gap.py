@@ -146,7 +146,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     cache_path = args.out / "gap.json"
     cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
-    for snap in sorted((args.run / "snapshots").glob("model-*.keras")):
+    snaps = sorted((args.run / "snapshots").glob("model-*.keras"))
+    if not snaps:
+        p.error(f"--run {args.run}: no snapshots/model-*.keras (the run keeps them when train.snapshot_every > 0)")
+    for snap in snaps:
         step = int(re.search(r"model-(\d+)", snap.name).group(1))
         tag = f"{step}:{snap.stat().st_mtime_ns}:{args.batches}"
         entry = cache.get(str(step), {})
