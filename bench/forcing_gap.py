@@ -80,6 +80,11 @@ def score_snapshot(model_path: Path, run: Path, n_batches: int) -> dict:
 FREQUENCY_BINS = [(0, 0, "0 (unseen)"), (1, 9, "1-9"), (10, 99, "10-99"), (100, None, ">= 100")]
 
 
+def frequency_bin(count: int) -> str:
+    """The FREQUENCY_BINS label of a training count."""
+    return next(label for lo, hi, label in FREQUENCY_BINS if lo <= count and (hi is None or count <= hi))
+
+
 def word_tokens(label: str, lang: str) -> list[str]:
     """The units the judge scores, as :func:`label_scores` compares them (English: phoneme
     words; Mandarin: toned syllables after third-tone sandhi)."""
@@ -118,8 +123,7 @@ def words_table(entry: dict, freq: dict[str, int], lang: str) -> list[str]:
     wrong = {k: dict.fromkeys(n, 0) for k in kinds}
     for u in entry["utterances"]:
         ref = word_tokens(u["reference"], lang)
-        bins = [next(b[2] for b in FREQUENCY_BINS if b[0] <= freq.get(w, 0) and (b[1] is None or freq.get(w, 0) <= b[1]))
-                for w in ref]
+        bins = [frequency_bin(freq.get(w, 0)) for w in ref]
         for b in bins:
             n[b] += 1
         for k in kinds:
@@ -149,6 +153,8 @@ def main() -> None:
     snaps = sorted((args.run / "snapshots").glob("model-*.keras"))
     if not snaps:
         p.error(f"--run {args.run}: no snapshots/model-*.keras (the run keeps them when train.snapshot_every > 0)")
+    if args.words is not None and not (args.run / "snapshots" / f"model-{args.words:07d}.keras").is_file():
+        p.error(f"--words {args.words}: {args.run}/snapshots has no model-{args.words:07d}.keras")
     for snap in snaps:
         step = int(re.search(r"model-(\d+)", snap.name).group(1))
         tag = f"{step}:{snap.stat().st_mtime_ns}:{args.batches}"
@@ -166,8 +172,6 @@ def main() -> None:
         cells = [f"{100 * row[k]['error']:.1f} / {row[k]['rho']:.2f}" for k in ("natural", "teacher_forced", "free_running")]
         print(f"| {row['step']} | " + " | ".join(cells) + f" | {row['natural']['units']} |")
     if args.words is not None:
-        if str(args.words) not in cache:
-            p.error(f"--words {args.words}: {args.run}/snapshots has no model-{args.words:07d}.keras")
         from tf_tacokd.runs import load_run
 
         lang = load_run(args.run).config.text.language

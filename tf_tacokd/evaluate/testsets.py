@@ -126,7 +126,8 @@ def indomain(data_dir: str | Path, limit: int | None = None) -> list[TestSentenc
     from ..data.dataset import load_manifest
 
     manifest = load_manifest(data_dir)
-    if not manifest.shards("test"):
+    rows = manifest.texts("test")
+    if not rows:
         raise ValueError(f"{data_dir}: the test split is empty (data.test_size = 0?)")
     audio: dict[str, Path] = {}
     corpus = Path(manifest.data.get("corpus", ""))
@@ -135,8 +136,7 @@ def indomain(data_dir: str | Path, limit: int | None = None) -> list[TestSentenc
             audio = {u.id: u.audio_path for u in read_corpus(corpus).utterances}
         except (OSError, ValueError):
             audio = {}
-    rows = manifest.texts("test")[:limit or None]
-    return [TestSentence(uid, "indomain", text, audio.get(uid), n_frames) for uid, text, n_frames in rows]
+    return [TestSentence(uid, "indomain", text, audio.get(uid), n_frames) for uid, text, n_frames in rows[:limit or None]]
 
 
 def load_sentences(spec: str, lang: str, data_dir: str | Path | None = None,
