@@ -132,3 +132,11 @@ def test_split_texts_are_every_utterance_with_its_text_and_frame_count(data_dir:
     assert all(text == GOOD_EN[uid][1].replace('"', "") for uid, text, _ in rows)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         manifest.texts("dev")
+
+
+def test_indomain_sentences_of_a_data_dir_without_a_test_split_is_a_clear_error(tmp_path: Path) -> None:
+    from tf_tacokd.evaluate.testsets import indomain
+
+    data = preprocessed_ljspeech(tmp_path, ["data.val_size=1", "data.test_size=0", "data.shard_size=3"])
+    with pytest.raises(ValueError, match="the test split is empty"):
+        indomain(data)
