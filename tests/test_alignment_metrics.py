@@ -82,6 +82,17 @@ def test_passing_over_spaces_and_punctuation_is_not_a_skip() -> None:
     assert (m.skips, m.skipped_tokens, m.incomplete) == (0, 0, False)
 
 
+def test_passing_over_ipa_stress_and_length_is_not_a_skip_but_a_phone_is() -> None:
+    ipa = list("ðə kˈæt sˈæt.")  # espeak-ng's IPA of "the cat sat."
+    marks = [i for i, t in enumerate(ipa) if t in "ˈˌː"]
+    path = [i for i in range(len(ipa)) if i not in marks]
+    m = analyze_alignment(walk(path, len(ipa)), ipa)
+    assert (m.skips, m.skipped_tokens) == (0, 0)
+    path = [i for i in path if ipa[i] != "æ" or i < 8]  # the second "æ" (of "sat") never attended
+    m = analyze_alignment(walk(path, len(ipa)), ipa)
+    assert (m.skips, m.skipped_tokens) == (1, 1)
+
+
 def test_weak_attention_is_a_skip_below_the_threshold_only() -> None:
     a = walk(list(range(12)), 12)
     a[a[:, 5] == 1.0] = np.eye(12)[6] * 0.95 + np.eye(12)[5] * 0.05  # "a" gets 0.05 at most

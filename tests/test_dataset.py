@@ -14,7 +14,7 @@ from tf_tacokd import audio
 from tf_tacokd.config import load_config
 from tf_tacokd.data.dataset import load_manifest, make_dataset
 
-from .conftest import GOOD_EN, preprocessed_ljspeech
+from .conftest import GOOD_EN, preprocessed_ljspeech, requires_espeak
 
 SETTINGS = ["data.val_size=1", "data.test_size=1", "data.shard_size=3", "data.bucket_count=2"]
 
@@ -140,3 +140,23 @@ def test_indomain_sentences_of_a_data_dir_without_a_test_split_is_a_clear_error(
     data = preprocessed_ljspeech(tmp_path, ["data.val_size=1", "data.test_size=0", "data.shard_size=3"])
     with pytest.raises(ValueError, match="the test split is empty"):
         indomain(data)
+
+
+@requires_espeak
+def test_phoneme_data_holds_espeaks_ipa_and_refuses_a_letter_config(data_dir: Path,
+                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tf_tacokd.text import TextFrontEnd
+
+    ph = preprocessed_ljspeech(tmp_path_factory.mktemp("ph"), [*SETTINGS, "text.phonemizer=espeak-ng"])
+    manifest = load_manifest(ph)
+    fe = TextFrontEnd("en", phonemizer="espeak-ng")
+    assert manifest.symbols == fe.symbols and manifest.data["text"]["phonemizer"] == "espeak-ng"
+    cfg = load_config("tiny_en", [*SETTINGS, "text.phonemizer=espeak-ng"])
+    batch = next(iter(make_dataset(ph, "train", cfg, batch_size=1, shuffle=False, with_ids=True)))
+    text = batch["text"].numpy()[0].decode()
+    ids = batch["text_ids"].numpy()[0][: batch["text_lengths"].numpy()[0]]
+    assert fe.symbols.decode(list(ids)) == fe.process(text).phonemes  # the spoken text is stored, ids are IPA
+    with pytest.raises(ValueError, match=r"text.phonemizer = 'espeak-ng', but the config has 'none'"):
+        make_dataset(ph, "train", load_config("tiny_en", SETTINGS))
+    with pytest.raises(ValueError, match=r"text.phonemizer = 'none', but the config has 'espeak-ng'"):
+        make_dataset(data_dir, "train", cfg)

@@ -252,6 +252,22 @@ def test_student_must_match_the_teacher(teacher_run, tmp_path: Path) -> None:
         shutil.rmtree(snap.parent)
 
 
+def test_a_teacher_that_read_another_symbol_table_of_the_same_size_is_refused(teacher_run, tmp_path: Path) -> None:
+    data, teacher = teacher_run
+    run_data = teacher / "data.json"
+    original = run_data.read_text()
+    described = json.loads(original)
+    described["symbols"]["symbols"] = [*described["symbols"]["symbols"][:2], *described["symbols"]["symbols"][:1:-1]]
+    try:  # the teacher's run says it read the letters in another order
+        run_data.write_text(json.dumps(described))
+        result = CliRunner().invoke(main, ["distill", "--config", "tiny_en", "--data", str(data),
+                                           "--teacher", str(teacher), "--out", str(tmp_path / "s"), "--steps", "1",
+                                           *[f"--set={x}" for x in SETTINGS]])
+    finally:
+        run_data.write_text(original)
+    assert result.exit_code == 1 and "another symbol table" in result.output, result.output
+
+
 def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
     data, teacher = teacher_run
     args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),

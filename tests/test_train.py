@@ -20,9 +20,10 @@ from tf_tacokd.cli import main
 from tf_tacokd.config import load_config
 from tf_tacokd.model import Tacotron2
 from tf_tacokd.synthesize import Synthesizer, split_sentences
+from tf_tacokd.text import symbol_table
 from tf_tacokd.train import TrainingDiverged, train
 
-from .conftest import preprocessed_ljspeech
+from .conftest import preprocessed_ljspeech, requires_espeak
 
 SETTINGS = ["data.val_size=2", "data.test_size=1", "data.shard_size=4", "train.batch_size=2",
             "train.checkpoint_every=2", "train.validate_every=4", "train.log_every=2",
@@ -111,6 +112,37 @@ def test_init_fine_tunes_from_a_model_and_resuming_ignores_it(data_dir: Path, tm
                                       str(tmp_path / "bad"), "--steps", "1", "--init", str(teacher),
                                       *[f"--set={x}" for x in [*SETTINGS, "model.decoder_lstm_units=8"]]])
     assert other.exit_code != 0 and "decoder_lstm_units = 8" in other.output, other.output
+
+
+@requires_espeak
+def test_init_from_a_letter_model_onto_phoneme_data_needs_new_embedding_and_keeps_the_rest(
+        data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tf_tacokd.runs import load_model
+
+    tmp_path = tmp_path_factory.mktemp("newemb")
+    letters = tmp_path / "letters"
+    train(load_config("tiny_en", SETTINGS), data_dir, letters, steps=2, verbose=0)
+    ph_settings = [*SETTINGS, "text.phonemizer=espeak-ng"]
+    ph_data = preprocessed_ljspeech(tmp_path / "ph", ph_settings)
+    args = ["train", "--config", "tiny_en", "--data", str(ph_data), "--steps", "2", "--init", str(letters),
+            *[f"--set={x}" for x in [*ph_settings, "train.final_learning_rate=1e-12", "train.learning_rate=1e-12"]]]
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "refused")])
+    assert refused.exit_code != 0 and "add --new-embedding" in refused.output, refused.output
+    ok = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "ph_run"), "--new-embedding"])
+    assert ok.exit_code == 0 and "the text embedding starts fresh" in ok.output, ok.output
+    before, after = load_model(letters), load_model(tmp_path / "ph_run")
+    assert (before.n_symbols, after.n_symbols) == (len(symbol_table("en")), len(symbol_table("en", phonemes=True)))
+    pairs = list(zip(before.trainable_variables, after.trainable_variables, strict=True))
+    assert sum("embedding" in b.path for _, b in pairs) == 1
+    for a, b in pairs:  # same layers in the same order (layer names carry counters)
+        if "embedding" in b.path:
+            assert a.shape != b.shape
+        else:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=b.path)
+    same = CliRunner().invoke(main, ["train", "--config", "tiny_en", "--data", str(data_dir), "--steps", "1",
+                                     "--init", str(letters), "--new-embedding", "--out", str(tmp_path / "same"),
+                                     *[f"--set={x}" for x in SETTINGS]])
+    assert same.exit_code != 0 and "drop --new-embedding" in same.output, same.output
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir: Path, tmp_path: Path,

@@ -317,9 +317,12 @@ def _print_preprocess_report(report) -> None:
               help="Fine-tune: start from this model's weights (a run directory, a .keras file such as a "
                    "snapshot, or a shipped name like zh_teacher) with a fresh optimiser at step 0; "
                    "ignored when OUT already has checkpoints.")
+@click.option("--new-embedding", is_flag=True,
+              help="With --init from a model that read other symbols (e.g. letters, and this data is "
+                   "phonemes): start the text embedding fresh, keep every other weight.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int | None,
-              strategy: str | None, init: str | None, overrides: tuple[str, ...]) -> None:
+              strategy: str | None, init: str | None, new_embedding: bool, overrides: tuple[str, ...]) -> None:
     """Train Tacotron2 (the teacher, or the SS / FR baselines) with model.fit.
 
     Checkpoints every train.checkpoint_every steps (last train.keep_checkpoints kept)
@@ -331,8 +334,10 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
     from .train import train
 
     cfg = _load(config, overrides)
+    if new_embedding and init is None:
+        raise click.UsageError("--new-embedding needs --init MODEL (the model whose other weights to keep)")
     _train_and_report(lambda: train(cfg, data, out, mode=mode, steps=steps, strategy=strategy, echo=click.echo,
-                                    init=init),
+                                    init=init, new_embedding=new_embedding),
                       out, "model")
 
 

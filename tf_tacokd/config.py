@@ -102,6 +102,9 @@ class TextConfig:
     # Latin letters inside Mandarin text: read by their Mandarin letter names ("spell"),
     # or dropped with a warning ("drop").
     latin_in_mandarin: Literal["spell", "drop"] = "spell"
+    # English only: "espeak-ng" = the model reads espeak-ng's IPA of the text instead of its
+    # letters (tf_tacokd.text.phonemes; espeak-ng needed wherever the model reads text).
+    phonemizer: Literal["none", "espeak-ng"] = "none"
 
 
 @dataclass(frozen=True)
@@ -448,6 +451,9 @@ def _cross_checks(cfg: Config, origin: str) -> None:
         )
     if m.min_decoder_steps >= m.max_decoder_steps:
         raise ConfigError(f"{origin}: [model] min_decoder_steps must be < max_decoder_steps")
+    if cfg.text.phonemizer != "none" and cfg.text.language != "en":
+        raise ConfigError(f"{origin}: [text] phonemizer = {cfg.text.phonemizer!r} is for English; "
+                          f"{cfg.text.language} text is read as pinyin, which is phonemic: use phonemizer = \"none\"")
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "<dict>", base: Config | None = None) -> Config:

@@ -42,7 +42,7 @@ from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
 from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
 from .model.train_step import apply_clipped, report
-from .runs import RunPaths, load_model, load_run, run_of_model
+from .runs import RunPaths, load_model, load_run, reads_symbols, run_of_model
 from .train import TrainResult, fit_run, save_model
 
 __all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "teacher_readiness"]
@@ -307,9 +307,13 @@ def distill(
     RunPaths(run_dir).teacher.write_text(json.dumps(record), encoding="utf-8")
 
     def build(manifest) -> Distiller:
-        if teacher_model.n_symbols != len(manifest.symbols) or teacher_model.n_mels != manifest.n_mels:
+        same_symbols = reads_symbols(teacher, teacher_model.n_symbols, manifest.symbols.symbols)
+        if not same_symbols or teacher_model.n_mels != manifest.n_mels:
+            other_table = ", another symbol table" if teacher_model.n_symbols == len(manifest.symbols) \
+                and not same_symbols else ""
             raise ConfigError(f"the teacher was trained on other data ({teacher_model.n_symbols} symbols, "
-                              f"{teacher_model.n_mels} mels) than {data_dir}")
+                              f"{teacher_model.n_mels} mels) than {data_dir} ({len(manifest.symbols)} symbols, "
+                              f"{manifest.n_mels} mels{other_table})")
         return Distiller.build_from(teacher_model, cfg.distill, cfg.train)
 
     d = cfg.distill

@@ -283,7 +283,7 @@ class LiteSynthesizer:
             raise FileNotFoundError(f"{self.model_path}: no such model (export one with `tacokd export`)")
         self.sidecar = side = load_sidecar(self.model_path)
         t = side["text"]
-        self.front_end = TextFrontEnd(t["language"], t["strict"], t["prosody_marks"], t["latin_in_mandarin"])
+        self.front_end = TextFrontEnd.from_settings(t)
         if list(self.front_end.symbols.symbols) != list(t["symbols"]):
             raise ValueError(f"{self.model_path}: its symbol table differs from this tf_tacokd's front end; "
                              f"use the version that exported it ({side.get('created_by')})")

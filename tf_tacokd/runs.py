@@ -23,6 +23,7 @@ import socket
 import sys
 import time
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,22 @@ def run_and_model(source: str | Path) -> tuple[Path, Path]:
     ``.keras`` file in a run or its ``snapshots/`` (:func:`run_of_model`)."""
     source = Path(source)
     return (source, RunPaths(source).model) if source.is_dir() else (run_of_model(source), source)
+
+
+def model_symbols(source: str | Path) -> list[str] | None:
+    """The symbol table a model read in training (its run's ``data.json``), for a run
+    directory, a ``.keras`` file in a run or its snapshots, or a shipped name; None when the
+    file has no run directory around it."""
+    try:
+        return list(load_run(run_of_model(model_file(source))).data["symbols"]["symbols"])
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return None
+
+
+def reads_symbols(source: str | Path, n_symbols: int, symbols: Sequence[str]) -> bool:
+    """Whether the model of ``source`` (``n_symbols`` rows in its text embedding) read the
+    table ``symbols``: the same size and, where its run directory says which, the same symbols."""
+    return n_symbols == len(symbols) and model_symbols(source) in (None, list(symbols))
 
 
 def model_file(source: str | Path) -> Path:

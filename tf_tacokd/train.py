@@ -329,6 +329,7 @@ def train(
     verbose: int | str = "auto",
     echo: Callable[[str], None] = print,
     init: str | Path | None = None,
+    new_embedding: bool = False,
 ) -> TrainResult:
     """Train (or resume) Tacotron2 with ``model.fit``.
 
@@ -346,6 +347,9 @@ def train(
             a shipped model's name; same architecture and data) with a fresh optimiser at step
             0, e.g. scheduled sampling from a teacher's snapshot. A run that resumes from its
             own checkpoint ignores it.
+        new_embedding: with ``init``: the init model read other symbols (letters, and this
+            run's data phonemes): its text embedding is replaced by a fresh one, every other
+            weight is kept. Without it, other symbols are a ConfigError.
 
     Raises:
         TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
@@ -368,9 +372,16 @@ def train(
     def build(manifest: Manifest) -> Tacotron2:
         model = Tacotron2.from_settings(cfg.model, len(manifest.symbols), manifest.n_mels)
         if start is not None:
-            _check_init(start, model, init)
+            fresh_embedding = _check_init(start, model, init, manifest, new_embedding)
             model.run(np.array([[1, 2, 1]], np.int32), max_steps=2)  # build every layer
-            model.set_weights(start.get_weights())
+            if fresh_embedding:
+                keep = [(w, v) for w, v in zip(model.weights, start.weights) if w is not model.encoder.embedding.embeddings]
+                for w, v in keep:
+                    w.assign(v)
+                echo(f"--init {init}: other symbols ({start.n_symbols} -> {model.n_symbols}); the text embedding "
+                     f"starts fresh, the other {len(keep)} weights are the init model's (--new-embedding)")
+            else:
+                model.set_weights(start.get_weights())
         model.compile_for_training(cfg.train)
         return model
 
@@ -403,10 +414,25 @@ def initial_weights(init: str | Path, cfg: Config, run_dir: str | Path, echo: Ca
     return model
 
 
-def _check_init(start: Tacotron2, model: Tacotron2, init: str | Path | None) -> None:
-    if (start.n_symbols, start.n_mels) != (model.n_symbols, model.n_mels):
-        raise ConfigError(f"--init {init}: trained on other data ({start.n_symbols} symbols, {start.n_mels} mels) "
-                          f"than this run's ({model.n_symbols} symbols, {model.n_mels} mels)")
+def _check_init(start: Tacotron2, model: Tacotron2, init: str | Path, manifest: Manifest,
+                new_embedding: bool) -> bool:
+    """Whether the init model fits this run's data; True when its text embedding must start
+    fresh (other symbols, allowed by ``new_embedding``). ConfigError otherwise."""
+    from .runs import reads_symbols
+
+    if start.n_mels != model.n_mels:
+        raise ConfigError(f"--init {init}: trained on other data ({start.n_mels} mels) than this run's "
+                          f"({model.n_mels} mels)")
+    if reads_symbols(init, start.n_symbols, manifest.symbols.symbols):
+        if new_embedding:
+            raise ConfigError(f"--init {init}: --new-embedding, but the init model reads this run's symbols; "
+                              "drop --new-embedding to keep its embedding")
+        return False
+    if not new_embedding:
+        raise ConfigError(f"--init {init}: trained on other symbols ({start.n_symbols}) than this run's data "
+                          f"({model.n_symbols}, e.g. letters vs phonemes); add --new-embedding to start the text "
+                          "embedding fresh and keep every other weight")
+    return True
 
 
 def schedule_warning(t: TrainConfig) -> str | None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from ..text import TextFrontEnd
+from ..text.phonemes import ESPEAK_VOICES, EspeakMissingError
 from ..text.mandarin import is_pinyin_syllable
 
 __all__ = [
@@ -271,13 +272,8 @@ def read_corpus(root: str | Path, format: str | None = None, databaker_text: str
 # ---------------------------------------------------------------------------
 
 FORTUNE_DIRS = [Path("/usr/share/games/fortunes"), Path("/usr/share/fortune")]
-ESPEAK_VOICES = {"en": "en-us", "zh": "cmn-latn-pinyin"}  # never "cmn": it reads tone digits as English
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EN_SENTENCE = re.compile(r"[A-Za-z0-9 ,.;:'!?$%&()-]+")
-
-
-class EspeakMissingError(RuntimeError):
-    """espeak-ng (or the voice) is not installed."""
 
 
 def _fortune_files() -> list[Path]:

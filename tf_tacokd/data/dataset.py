@@ -128,6 +128,12 @@ def check_compatible(manifest: Manifest, cfg: Config) -> None:
             f"{manifest.root}: text in {manifest.data['text']['language']!r}, config text.language is "
             f"{cfg.text.language!r}"
         )
+    phonemizer = manifest.data["text"].get("phonemizer", "none")
+    if phonemizer != cfg.text.phonemizer:
+        raise ValueError(
+            f"{manifest.root}: preprocessed with text.phonemizer = {phonemizer!r}, but the config has "
+            f"{cfg.text.phonemizer!r}; re-run `tacokd preprocess` with this config or use its data"
+        )
 
 
 def make_dataset(

@@ -66,6 +66,8 @@ def preprocess_hash(cfg: Config) -> str:
     """Hash of the settings that change preprocessing output (audio, text, data splits)."""
     d = cfg.to_dict()
     relevant = {k: d[k] for k in ("audio", "text")}
+    if relevant["text"].get("phonemizer") == "none":  # data preprocessed before the option existed stays valid
+        relevant["text"] = {k: v for k, v in relevant["text"].items() if k != "phonemizer"}
     relevant["data"] = {k: d["data"][k] for k in ("corpus_format", "databaker_text", "val_size",
                                                   "test_size", "split_seed", "shard_size",
                                                   "max_text_len", "max_frames")}
@@ -200,6 +202,7 @@ def _strict_fail(problem: Problem) -> PreprocessError:
 def _texts(listing, fe: TextFrontEnd, cfg: Config, strict: bool):
     """Text -> ids for every utterance; bad or overlong text becomes a rejection."""
     items, rejected, notes = [], [], []
+    fe.prefetch([u.text for u in listing.utterances])  # phonemes (if any) in a few espeak-ng calls
     for u in listing.utterances:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnknownCharacterWarning)

@@ -2,9 +2,10 @@
 
 What the paper counted by ear is counted here from the attention:
 
-- a **skip** is a run of pronounceable input tokens (letters, digits) that never receive the
-  focus: their largest attention weight over all decoder steps stays below a threshold.
-  Spaces, punctuation and the end-of-sentence symbol may be passed over silently.
+- a **skip** is a run of pronounceable input tokens (letters, digits, IPA phones) that never
+  receive the focus: their largest attention weight over all decoder steps stays below a
+  threshold. Spaces, punctuation, the end-of-sentence symbol and IPA modifiers (stress ``ˈ ˌ``,
+  length ``ː``, combining marks: they belong to a neighbouring phone) may be passed over silently.
 - a **repeat** is the focus (the most attended token of a decoder step) going back at least
   ``repeat_tokens`` tokens behind the furthest token it had already reached; one excursion
   back counts once, however long it lasts.
@@ -23,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -50,8 +52,15 @@ def diagonal_score(alignment: np.ndarray, tolerance: float = 0.1) -> float:
 
 
 def pronounceable(token: str) -> bool:
-    """Tokens that must be spoken: letters and digits (Mandarin tone digits included)."""
-    return any(ch.isalnum() for ch in token)
+    """Tokens that must be spoken: letters, digits (Mandarin tone digits included) and IPA
+    phones; not IPA modifier letters (stress, length: Unicode category Lm), which Python calls
+    alphabetic but which mark a neighbouring phone.
+
+    Example:
+        >>> [pronounceable(t) for t in ["a", "3", "ə", "ˈ", "ː", " ", ","]]
+        [True, True, True, False, False, False, False]
+    """
+    return any(ch.isalnum() and unicodedata.category(ch) != "Lm" for ch in token)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..text.phonemes import espeak_phonemes
+
 __all__ = ["SAMPLE_RATE", "N_MELS", "Alphabet", "ALPHABETS", "label_text", "labels", "espeak_phonemes",
            "judge_features", "log_mel_16k"]
 
@@ -68,20 +70,6 @@ ALPHABETS = {
     "en": Alphabet(string.ascii_letters + string.digits + "@:#;?!*^&%=+/|~<>.$ "),
     "zh": Alphabet("abcdefghijklmnopqrstuvwxyz12345 "),
 }
-
-
-@lru_cache(maxsize=65536)
-def espeak_phonemes(text: str, voice: str = "en-us") -> str:
-    """espeak-ng's phonemes of ``text`` (``-x`` mnemonics), one space-separated token per
-    word, stress (``'``, ``,``), linking (``-``) and pause (``_:``) marks removed."""
-    import subprocess
-
-    result = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice], input=text, capture_output=True,
-                            text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"espeak-ng -x failed on {text[:60]!r}: {result.stderr.strip()[:200]}")
-    out = re.sub(r"_[:!|]*", " ", result.stdout.replace("\n", " "))
-    return " ".join(re.sub(r"[',\-]", "", out).split())
 
 
 def label_text(normalized: str, lang: str) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .english import normalize_english
 from .mandarin import normalize_mandarin
+from .phonemes import PHONEMIZERS, phonemize_english, prefetch
 from .symbols import EOS, PAD, SymbolTable, symbol_table
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ class Processed:
     tokens: list[str]
     ids: list[int]
     dropped: list[str]
+    #: what the model reads when it reads phonemes (text.phonemizer), else None
+    phonemes: str | None = None
 
 
 class TextFrontEnd:
@@ -69,6 +72,8 @@ class TextFrontEnd:
             ("strip") or kept as pause symbols ("pause").
         latin_in_mandarin: Mandarin only; Latin letters that are not pinyin are read by
             their letter names ("spell") or dropped ("drop").
+        phonemizer: English only; "espeak-ng" makes the model read espeak-ng's IPA of the
+            normalised text instead of its letters (:mod:`.phonemes`), "none" the letters.
 
     Example:
         >>> TextFrontEnd("en").encode("Hi!")
@@ -81,17 +86,31 @@ class TextFrontEnd:
         strict: bool = False,
         prosody_marks: Literal["strip", "pause"] = "strip",
         latin_in_mandarin: Literal["spell", "drop"] = "spell",
+        phonemizer: Literal["none", "espeak-ng"] = "none",
     ) -> None:
+        if phonemizer not in PHONEMIZERS:
+            raise ValueError(f"unknown phonemizer {phonemizer!r}: expected one of {', '.join(PHONEMIZERS)}")
+        if phonemizer != "none" and language != "en":
+            raise ValueError(f"phonemizer {phonemizer!r} is for English text; {language} text is read as "
+                             "pinyin, which is already phonemic: use phonemizer = \"none\"")
         self.language = language
         self.strict = strict
         self.prosody_marks = prosody_marks
         self.latin_in_mandarin = latin_in_mandarin
-        self.symbols: SymbolTable = symbol_table(language)
+        self.phonemizer = phonemizer
+        self.symbols: SymbolTable = symbol_table(language, phonemes=phonemizer != "none")
 
     @classmethod
     def from_config(cls, cfg: "TextConfig") -> "TextFrontEnd":
         """Build the front end a :class:`~tf_tacokd.config.TextConfig` describes."""
-        return cls(cfg.language, cfg.strict, cfg.prosody_marks, cfg.latin_in_mandarin)
+        return cls(cfg.language, cfg.strict, cfg.prosody_marks, cfg.latin_in_mandarin, cfg.phonemizer)
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, object]) -> "TextFrontEnd":
+        """The front end :meth:`get_config` describes (settings saved before the phonemizer
+        existed read letters)."""
+        return cls(settings["language"], settings["strict"], settings["prosody_marks"],  # type: ignore[arg-type]
+                   settings["latin_in_mandarin"], settings.get("phonemizer", "none"))  # type: ignore[arg-type]
 
     def get_config(self) -> dict[str, object]:
         """Settings that reproduce this front end (for run directories and TFLite sidecars)."""
@@ -100,6 +119,7 @@ class TextFrontEnd:
             "strict": self.strict,
             "prosody_marks": self.prosody_marks,
             "latin_in_mandarin": self.latin_in_mandarin,
+            "phonemizer": self.phonemizer,
             "symbols": list(self.symbols.symbols),
         }
 
@@ -111,6 +131,24 @@ class TextFrontEnd:
             ValueError: nothing pronounceable is left after normalisation, or (strict
                 mode) the text contains characters the front end cannot read.
         """
+        normalized, dropped = self._normalize(text)
+        if self.phonemizer == "none":
+            return Processed(text, normalized, self.symbols.tokens(normalized), self.symbols.encode(normalized),
+                             dropped)
+        phonemes = phonemize_english(normalized)
+        unknown = self.symbols.unknown(phonemes)
+        if unknown:  # espeak-ng gave IPA outside the table (a foreign word): never silently
+            listed = " ".join(f"{c!r} (U+{ord(c):04X})" for c in unknown)
+            message = f"no symbol for espeak-ng's phonemes {listed} of {_quote(normalized)} ({phonemes!r})"
+            if self.strict:
+                raise ValueError(message + "; rephrase the text or use strict = false to drop them")
+            warnings.warn(message + "; dropped", UnknownCharacterWarning, stacklevel=2)
+            phonemes = "".join(c for c in phonemes if c not in unknown)
+        tokens = self.symbols.tokens(phonemes)
+        return Processed(text, normalized, tokens, self.symbols.encode(phonemes), dropped, phonemes)
+
+    def _normalize(self, text: str) -> tuple[str, list[str]]:
+        """``(normalised text, dropped characters)``; the checks and warnings of :meth:`process`."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if len(text) > MAX_TEXT_CHARS:
@@ -138,18 +176,32 @@ class TextFrontEnd:
                 message += " (Chinese text: use --lang zh / a zh model)"
             if self.strict:
                 raise ValueError(message + "; remove them or use strict = false to drop them")
-            warnings.warn(message + "; dropped", UnknownCharacterWarning, stacklevel=2)
+            warnings.warn(message + "; dropped", UnknownCharacterWarning, stacklevel=3)
         if not any(ch.isalpha() for ch in normalized):
             raise ValueError(
                 f"nothing to pronounce in {_quote(text)}: it is empty after {self.language} "
                 f"normalisation (normalised: {normalized!r})"
             )
-        tokens = self.symbols.tokens(normalized)
-        return Processed(text, normalized, tokens, self.symbols.encode(normalized), dropped)
+        return normalized, dropped
+
+    def prefetch(self, texts: list[str]) -> None:
+        """Ask espeak-ng for the phonemes of many raw texts in a few calls (a cache that
+        :meth:`process` reads); does nothing for a front end that reads letters or pinyin."""
+        if self.phonemizer == "none":
+            return
+        normalized = []
+        for text in texts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnknownCharacterWarning)
+                try:
+                    normalized.append(self._normalize(text)[0])
+                except (TypeError, ValueError):
+                    continue  # process() reports it
+        prefetch(normalized)
 
     def normalize(self, text: str) -> str:
-        """The normalised text the model reads."""
-        return self.process(text).normalized
+        """The normalised text (what is spoken; the model reads it, or its phonemes)."""
+        return self._normalize(text)[0]
 
     def encode(self, text: str) -> list[int]:
         """Symbol ids of ``text``, ending with the end-of-sequence id."""

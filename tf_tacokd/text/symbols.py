@@ -24,6 +24,12 @@ EOS = "~"
 EN_PUNCTUATION = "!',-.:;?"
 #: Mandarin prosody punctuation after full-width normalisation.
 ZH_PUNCTUATION = "!,-.:;?"
+#: espeak-ng's IPA for en-us, one symbol per character (text.phonemizer = "espeak-ng"):
+#: vowels, consonants, stress (primary, secondary), length, syllabic mark (U+0329). Collected
+#: from espeak-ng 1.51's rendering of the built-in corpus, plus the few it gives foreign words.
+EN_IPA = ("a", "b", "d", "e", "f", "h", "i", "j", "k", "l", "m", "n", "o", "p", "r", "s", "t", "u", "v",
+          "w", "x", "z", "æ", "ç", "ð", "ŋ", "ɐ", "ɑ", "ɒ", "ɔ", "ə", "ɚ", "ɛ", "ɜ", "ɡ", "ɪ", "ɬ", "ɹ",
+          "ɾ", "ʃ", "ʊ", "ʌ", "ʒ", "ʔ", "θ", "ᵻ", "ˈ", "ˌ", "ː", "\u0329")
 #: DataBaker prosody marks, kept as pause symbols when text.prosody_marks = "pause".
 ZH_PAUSES = ("#1", "#2", "#3", "#4")
 
@@ -100,8 +106,13 @@ class SymbolTable:
         return cls(language=str(data["language"]), symbols=tuple(data["symbols"]))  # type: ignore[arg-type]
 
 
-def symbol_table(language: str) -> SymbolTable:
-    """The symbol table of a language ("en": characters; "zh": pinyin characters and tones)."""
+def symbol_table(language: str, phonemes: bool = False) -> SymbolTable:
+    """The symbol table of a language ("en": characters, or with ``phonemes`` espeak-ng's IPA;
+    "zh": pinyin characters and tones)."""
+    if phonemes:
+        if language != "en":
+            raise ValueError(f"phoneme symbols exist for English only, not {language!r} (pinyin is phonemic)")
+        return SymbolTable(language=language, symbols=(PAD, EOS, *EN_IPA, " ", *EN_PUNCTUATION.replace("'", "")))
     if language == "en":
         chars = list(string.ascii_lowercase) + [" "] + list(EN_PUNCTUATION)
     elif language == "zh":
