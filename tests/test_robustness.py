@@ -5,6 +5,7 @@ message, never a traceback."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -192,14 +193,14 @@ def test_train_with_the_wrong_languages_data_writes_nothing(tiny_teacher, tmp_pa
 # ---------------------------------------------------------------------------
 
 
-def _train(data, out, steps, echo=None):
+def _train(data, out, steps, echo=None, verbose=0, extra=()):
     from tf_tacokd.config import load_config
     from tf_tacokd.train import train
 
     from .conftest import TINY_RUN_SETTINGS
 
-    cfg = load_config("tiny_en", TINY_RUN_SETTINGS)
-    return train(cfg, data, out, mode="teacher", steps=steps, verbose=0, echo=echo or (lambda s: None))
+    cfg = load_config("tiny_en", [*TINY_RUN_SETTINGS, *extra])
+    return train(cfg, data, out, mode="teacher", steps=steps, verbose=verbose, echo=echo or (lambda s: None))
 
 
 def _weights(run):
@@ -226,6 +227,32 @@ def test_a_resumed_run_matches_an_uninterrupted_one_and_skips_a_broken_checkpoin
     assert any("resuming at step 4" in s for s in said)
 
 
+def test_a_run_logging_to_a_file_reports_progress_and_its_live_step(tiny_teacher, tmp_path):
+    """Keras prints one line per epoch to a log file; the run adds a line every
+    train.log_every steps, and state.json carries the live step next to the checkpoint's."""
+    import json
+
+    data, run = tiny_teacher.parent / "data", tmp_path / "bg"
+    lines: list[str] = []
+    states: list[dict] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line.startswith("step "):
+            states.append(json.loads((run / "state.json").read_text()))
+
+    _train(data, run, 5, echo=echo, verbose=2, extra=["train.checkpoint_every=3", "train.log_every=2"])
+    progress = [s for s in lines if s.startswith("step ")]
+    assert [p.split()[1] for p in progress] == ["2/5", "4/5"]
+    assert "loss" in progress[0] and "mel_loss" in progress[0] and "s/step" in progress[1]
+    assert [(s["step"], s["at"]) for s in states] == [(0, 2), (3, 4)]  # checkpoint, live step
+    final = json.loads((run / "state.json").read_text())
+    assert final["step"] == 5 and final["status"] == "finished" and final["saved_time"] >= states[1]["saved_time"]
+    quiet: list[str] = []
+    _train(data, tmp_path / "tty", 2, echo=quiet.append, verbose=0)
+    assert not [s for s in quiet if s.startswith("step ")]  # a progress bar (or silence) instead
+
+
 def test_runs_status_shows_step_state_and_holder(tiny_teacher, tmp_path):
     import os
     import shutil
@@ -240,6 +267,12 @@ def test_runs_status_shows_step_state_and_holder(tiny_teacher, tmp_path):
     assert "stopped" in invoke("runs", "status", str(tmp_path / "runs")).output  # nobody holds it
     with DirectoryLock(copy, "train"):
         assert f"running (pid {os.getpid()})" in invoke("runs", "status", str(tmp_path / "runs")).output
+        # the live step while it runs, and the checkpoint a resume would start from, with its age
+        saved = time.time() - 600
+        (copy / "state.json").write_text(f'{{"step": 2, "status": "running", "at": 7, "saved_time": {saved}}}')
+        output = invoke("runs", "status", str(tmp_path / "runs")).output
+        assert "7/" in output and "2, 10 min ago" in output
+    assert " 2/" in invoke("runs", "status", str(tmp_path / "runs")).output  # stopped: back to its checkpoint
     assert invoke("runs", "status", str(tmp_path / "nothing_here_")).exit_code == 2
 
 

@@ -633,8 +633,8 @@ def runs_grp() -> None:
 @click.option("--depth", type=click.IntRange(min=0, max=6), default=3, show_default=True,
               help="How deep to look for run directories under each folder.")
 def runs_status_cmd(folders: tuple[Path, ...], depth: int) -> None:
-    """Every run under FOLDERS (default: the current folder): step, target, state, age of
-    its last checkpoint and its last validation figures.
+    """Every run under FOLDERS (default: the current folder): step reached, target, state,
+    its last checkpoint (step and age) and its last validation figures.
 
     "running" means a live process holds the run's lock; "stopped" means its state says
     running but no process holds it (killed, or the session ended): re-run the same
@@ -647,7 +647,7 @@ def runs_status_cmd(folders: tuple[Path, ...], depth: int) -> None:
     runs = [r for f in (folders or (Path("."),)) for r in find_runs(f, depth)]
     if not runs:
         raise click.ClickException(f"no run directories (with state.json) under {', '.join(map(str, folders or ('.',)))}")
-    click.echo(f"{'run':40} {'step':>13} {'state':24} {'saved':>8}  last validation")
+    click.echo(f"{'run':40} {'step':>13} {'state':24} {'checkpoint':>18}  last validation")
     for path in runs:
         try:
             s = run_status(path)
@@ -658,8 +658,9 @@ def runs_status_cmd(folders: tuple[Path, ...], depth: int) -> None:
         ago = f"{age / 60:.0f} min" if age < 7200 else f"{age / 3600:.0f} h"
         figures = "  ".join(f"{k} {float(v):.3f}" for k, v in s.last.items()
                             if k.startswith("val_") and k.endswith(("mel_loss", "loss")) and v not in ("", None))
-        target = f"{s.step}/{s.steps}" if s.steps else str(s.step)
-        click.echo(f"{str(path):40} {target:>13} {s.state:24} {ago:>8}  "
+        target = f"{s.trained}/{s.steps}" if s.steps else str(s.trained)
+        saved = f"{s.step}, {ago} ago"
+        click.echo(f"{str(path):40} {target:>13} {s.state:24} {saved:>18}  "
                    f"{('@' + s.last.get('step', '?') + ' ' + figures) if figures else '-'}")
 
 

@@ -290,13 +290,19 @@ class RunStatus:
     """One run directory at a glance."""
 
     path: Path
-    step: int
+    step: int  # the last checkpoint's: where a resume starts
     steps: int | None
     status: str  # from state.json: running | finished | interrupted | diverged
     alive: bool  # a live process holds the run's lock
     pid: object = None
-    updated: float = 0.0  # state.json's modification time
+    updated: float = 0.0  # when the last checkpoint was saved (older runs: state.json's modification time)
     last: dict = field(default_factory=dict)  # the last history.csv row
+    at: int | None = None  # the live step a running process last reported (every train.log_every)
+
+    @property
+    def trained(self) -> int:
+        """The furthest step reached: the live step while running, else the checkpoint's."""
+        return max(self.step, self.at or 0) if self.alive else self.step
 
     @property
     def state(self) -> str:
@@ -328,8 +334,10 @@ def run_status(run_dir: str | Path) -> RunStatus:
         if rows:
             last = rows[-1]
     who = holder(files.root)
+    saved = state.get("saved_time")
     return RunStatus(files.root, int(state.get("step", 0)), steps, str(state.get("status", "?")), who is not None,
-                     (who or {}).get("pid"), files.state.stat().st_mtime, last)
+                     (who or {}).get("pid"), float(saved) if saved is not None else files.state.stat().st_mtime,
+                     last, int(state["at"]) if state.get("at") is not None else None)
 
 
 def find_runs(root: str | Path, depth: int = 3) -> list[Path]:

@@ -9,7 +9,8 @@ A run directory is self-describing::
     logs/              TensorBoard: losses, learning rate, teacher-forcing ratio,
                        alignment image and Griffin-Lim audio of a validation utterance
     history.csv        per-validation metrics
-    state.json         step and status: running | finished | interrupted | diverged
+    state.json         step (the last checkpoint), status (running | finished | interrupted |
+                       diverged), the live step ``at`` and the checkpoint's time
 
 Re-running with the same directory resumes from the newest intact checkpoint (step,
 optimiser state and schedules) and continues the same batch order (the batches already
@@ -214,17 +215,20 @@ class StepCheckpoint(keras.callbacks.Callback):
     Every ``snapshot_every`` steps (if > 0) also a permanent ``snapshots/model-STEP.keras``."""
 
     def __init__(self, manager: tf.train.CheckpointManager, run_dir: Path, every: int, last: int,
-                 guard: NaNGuard, export: Callable[[Any, Path], Path], snapshot_every: int = 0) -> None:
+                 guard: NaNGuard, export: Callable[[Any, Path], Path], snapshot_every: int = 0,
+                 saved: tuple[int, float | None] = (0, None)) -> None:
         super().__init__()
         self.manager, self.run_dir, self.every, self.last = manager, run_dir, every, last
         self.guard, self.export, self.snapshot_every = guard, export, snapshot_every
+        self.saved_step, self.saved_time = saved  # the checkpoint a resume would start from
 
     def save(self) -> int:
         step = int(self.model.optimizer.iterations.numpy())
         if self.guard.bad_step is None:
             self.manager.save(checkpoint_number=step)
             self.export(self.model, RunPaths(self.run_dir).model)
-            _write_state(self.run_dir, step=step, status="running")
+            self.saved_step, self.saved_time = step, round(time.time(), 1)
+            _write_state(self.run_dir, step=step, status="running", saved_time=self.saved_time)
         return step
 
     def snapshot(self, step: int) -> None:
@@ -243,6 +247,34 @@ class StepCheckpoint(keras.callbacks.Callback):
             self.snapshot(step)
         if step >= self.last:
             self.model.stop_training = True
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """Every ``every`` steps: the live step in ``state.json`` (next to ``step``, the last
+    checkpoint, where a resume starts) for ``tacokd runs status``, and, when ``echo`` is
+    given (a run logging to a file, where Keras prints one line per epoch), one line with
+    the step, the batch losses and the seconds per step."""
+
+    def __init__(self, run_dir: Path, checkpoints: StepCheckpoint, every: int, total: int,
+                 echo: Callable[[str], None] | None) -> None:
+        super().__init__()
+        self.run_dir, self.checkpoints, self.every, self.total, self.echo = run_dir, checkpoints, every, total, echo
+        self.mark: tuple[int, float] | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.every <= 0 or step % self.every:
+            return
+        now = time.perf_counter()
+        rate = (now - self.mark[1]) / max(step - self.mark[0], 1) if self.mark else None
+        self.mark = (step, now)
+        _write_state(self.run_dir, step=self.checkpoints.saved_step, status="running", at=step,
+                     saved_time=self.checkpoints.saved_time)
+        if self.echo is not None:
+            shown = {k: float(v) for k, v in (logs or {}).items()
+                     if k in ("loss", "mel_loss", "feature_loss", "distill_loss", "distill_relative")}
+            self.echo(f"step {step}/{self.total}  " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items())
+                      + (f"  {rate:.2f} s/step" if rate is not None else ""))
 
 
 class ExampleLogger(keras.callbacks.Callback):
@@ -522,23 +554,26 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
     train_ds, val_ds, example = _fit_datasets(data_dir, cfg, manifest, start_step)
     writer = tf.summary.create_file_writer(str(files.logs / "examples"))
     guard = NaNGuard()
+    resumed = manager.latest_checkpoint
     checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, total_steps, guard, export,
-                                 t.snapshot_every)
+                                 t.snapshot_every,
+                                 (start_step, round(os.path.getmtime(resumed + ".index"), 1) if resumed else None))
     history = History(files.history)
     stats = manifest.mel_stats if cfg.audio.normalize_mel else None
+    if verbose == "auto" and not sys.stdout.isatty():
+        verbose = 2  # a log file (a background run): one line per epoch, not a redrawn progress bar
     callbacks = [
         guard,
         checkpoints,
+        ProgressLog(run_dir, checkpoints, t.log_every, total_steps, echo if verbose == 2 else None),
         ExampleLogger(writer, {"text_ids": example["text_ids"].numpy()}, cfg, stats, t.audio_every,
                       t.log_every),
         keras.callbacks.TensorBoard(str(files.logs), update_freq=t.log_every, write_graph=False),
         history,
     ]
     per_epoch = min(t.validate_every, total_steps)
-    if verbose == "auto" and not sys.stdout.isatty():
-        verbose = 2  # a log file (a background run): one line per epoch, not a redrawn progress bar
     began = time.perf_counter()
-    _write_state(run_dir, step=start_step, status="running")
+    _write_state(run_dir, step=start_step, status="running", saved_time=checkpoints.saved_time)
     status = "finished"
     try:
         model.fit(train_ds, epochs=math.ceil(total_steps / per_epoch) + 1, steps_per_epoch=per_epoch,
@@ -553,7 +588,7 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
         _diverged(run_dir, step, guard.bad_step, manager.latest_checkpoint)
     if status == "finished":
         checkpoints.save()
-    _write_state(run_dir, step=step, status=status)
+    _write_state(run_dir, step=step, status=status, saved_time=checkpoints.saved_time)
     return TrainResult(run_dir, step, status, time.perf_counter() - began, history.rows)
 
 
