@@ -37,12 +37,14 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_run_directory_is_self_describing_and_synthesis_works(data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
+    began = time.time()
     result = train(load_config("tiny_en", SETTINGS), data_dir, run, mode="ss", steps=6, verbose=0)
     assert result.status == "finished" and result.step == 6
     for name in ("config.toml", "data.json", "model.keras", "history.csv", "state.json"):
         assert (run / name).is_file(), name
     assert load_config(run / "config.toml").train.mode == "scheduled_sampling"
-    assert json.loads((run / "state.json").read_text()) == {"step": 6, "status": "finished"}
+    state = json.loads((run / "state.json").read_text())
+    assert began - 1 <= state.pop("saved_time") <= time.time() and state == {"step": 6, "status": "finished"}
     assert sorted(p.name for p in (run / "checkpoints").glob("*.index")) == \
         ["ckpt-2.index", "ckpt-4.index", "ckpt-6.index"]
     history = (run / "history.csv").read_text().splitlines()
