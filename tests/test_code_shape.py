@@ -21,7 +21,7 @@ INFERENCE = ["synthesize.py", "export.py", "lite.py", "runs.py", "dsp.py", "deco
 TRAINING_MODULES = {"train", "distill", "tune", "judge.training"}
 LAYOUT_NAMES = ["model.keras", "config.toml", "data.json", "state.json", "history.csv", "teacher.json",
                 "manifest.json", "checkpoints", "snapshots", "plan.json", "rejected.tsv", ".lock"]
-LAYOUT_HOMES = {"runs.py", "data/layout.py", "pipeline.py"}  # pipeline: the main job's own work directory
+LAYOUT_HOMES = {"runs.py", "data/layout.py", "pipeline.py", "experiment.py"}  # pipeline, experiment: their own work folders
 
 
 def _modules(where: list[str] | None = None) -> list[Path]:

@@ -413,6 +413,90 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
     click.echo(f"best lambda {table[0].lambda_:.4g}; table in {out / 'trials.csv'}, plot in {out / 'trials.png'}")
 
 
+@main.command("experiment")
+@click.option("--teacher", type=click.Path(exists=True, path_type=Path), required=True,
+              help="The teacher snapshot every system starts from (a .keras file in a run or its "
+                   "snapshots/, or a run directory).")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The teacher's preprocessed data directory.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="The experiment's folder; re-running the same command resumes.")
+@click.option("--config", "config", default=None,
+              help=CONFIG_HELP[:-1] + "  [default: the teacher run's config.toml].")
+@click.option("--steps", type=click.IntRange(min=1, max=INT32_MAX), default=1000, show_default=True,
+              help="Training steps of every system from the snapshot (equal budgets).")
+@click.option("--seeds", default="1,1234", show_default=True, help="Training seeds, comma-separated.")
+@click.option("--systems", "recipes", default="KD,SS,FR-ft", show_default=True,
+              help="Recipes, comma-separated: KD, SS, FR-ft (KD with lambda 0), KD-tuned, TF-ft "
+                   "(teacher forcing continued).")
+@click.option("--tuned-lambda", type=click.FloatRange(min=0.0), default=None,
+              help="KD-tuned's lambda  [default: searched with tacokd tune in OUT/tune].")
+@click.option("--tune-trials", type=click.IntRange(min=1, max=INT32_MAX), default=5, show_default=True,
+              help="Trials of that search.")
+@click.option("--tune-steps", type=click.IntRange(min=1, max=INT32_MAX), default=250, show_default=True,
+              help="Steps per trial of that search.")
+@click.option("--hard", default="builtin-hard", show_default=True,
+              help="The out-of-domain test set: builtin-hard or a sentence file (as tacokd evaluate --sentences).")
+@click.option("--indomain", "indomain_limit", type=click.IntRange(min=1, max=INT32_MAX), default=50,
+              show_default=True, help="In-domain test sentences to evaluate.")
+@click.option("--metrics", default="attention,intelligibility,dnsmos", show_default=True,
+              help="Evaluation metrics, comma-separated (mcd is added in domain).")
+@click.option("--no-eval", is_flag=True, help="Train only; evaluate later with the same command.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
+def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, steps: int, seeds: str,
+                   recipes: str, tuned_lambda: float | None, tune_trials: int, tune_steps: int,
+                   hard: str, indomain_limit: int, metrics: str, no_eval: bool, overrides: tuple[str, ...]) -> None:
+    """The paper's experiment from one teacher snapshot, with training seeds.
+
+    KD, SS and FR-ft (and optionally KD-tuned and TF-ft) each train --steps from the
+    snapshot, once per seed, one after another into OUT/runs/<recipe>-s<seed>; then the
+    snapshot and every system are evaluated free running on the built-in hard set and
+    on in-domain test sentences, recipes compared over sentences and seeds
+    (OUT/eval/hard/report.md, OUT/eval/indomain/report.md). Re-running resumes: finished
+    systems are skipped, the others continue from their checkpoints, evaluation from its
+    cache. Ctrl-C or SIGTERM saves the running system and stops.
+    """
+    from .experiment import ExperimentError, check_recipes, run_experiment
+    from .runs import run_and_model
+    from .train import TrainingDiverged
+
+    if config is None:
+        run_dir, _ = run_and_model(teacher)
+        if not RunPaths(run_dir).config.is_file():
+            raise click.UsageError(f"{teacher} is not in a run directory with a config.toml: give --config")
+        config = str(RunPaths(run_dir).config)
+    cfg = _load(config, overrides)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{seeds!r}: expected integers separated by commas", param_hint="--seeds") from None
+    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = sorted(set(metric_list) - set(METRIC_NAMES))
+    if unknown:
+        raise click.BadParameter(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_NAMES)}",
+                                 param_hint="--metrics")
+    try:
+        recipe_list = check_recipes(recipes)
+        with _stop_signals_save() as caught:
+            result = run_experiment(cfg, data, teacher, out, steps=steps, seeds=seed_list, recipes=recipe_list,
+                                    tuned_lambda=tuned_lambda, tune_trials=tune_trials, tune_steps=tune_steps,
+                                    evaluate=not no_eval, hard=hard, indomain_limit=indomain_limit, metrics=metric_list,
+                                    echo=click.echo)
+    except (ExperimentError, ConfigError, TrainingDiverged, DirectoryBusy, FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    for name, status in result.status.items():
+        click.echo(f"  {name}: {status}")
+    if result.tuned_lambda is not None:
+        click.echo(f"  KD-tuned lambda: {result.tuned_lambda:.4g}")
+    for label, path in result.reports.items():
+        click.echo(f"report ({label}): {path / 'report.md'}")
+    if result.interrupted:
+        _exit_if_interrupted("interrupted", caught)
+    failed = [n for n, s in result.status.items() if s not in ("finished", "interrupted")]
+    if failed:
+        raise click.ClickException(f"{len(failed)} system(s) did not finish: {', '.join(failed)}")
+
+
 @main.command("synthesize")
 @click.argument("text")
 @model_source_options

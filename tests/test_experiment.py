@@ -1,0 +1,140 @@
+"""`tacokd experiment`: every system from one teacher snapshot, per seed, resumable, evaluated by recipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tf_tacokd.cli import main
+from tf_tacokd.config import load_config
+from tf_tacokd.experiment import RECIPES, ExperimentError, plan_systems, run_experiment
+from tf_tacokd.runs import RunPaths, load_model
+from tf_tacokd.train import TrainResult, TrainingDiverged
+
+from .conftest import tiny_runs
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    (run,) = tiny_runs(tmp_path_factory.mktemp("experiment"), ["teacher"])
+    return run
+
+
+def test_plan_runs_every_recipe_per_seed_first_seed_first() -> None:
+    assert [s.name for s in plan_systems(["SS", "KD", "FR-ft"], [7, 3])] == \
+        ["kd-s7", "ss-s7", "fr-ft-s7", "kd-s3", "ss-s3", "fr-ft-s3"]
+    with pytest.raises(ExperimentError, match=r"unknown recipe\(s\) \['FR'\]"):
+        plan_systems(["FR"], [1])
+    with pytest.raises(ExperimentError, match="must not repeat"):
+        plan_systems(["KD"], [1, 1])
+
+
+def test_experiment_trains_each_seed_evaluates_by_recipe_and_resumes(teacher: Path, tmp_path: Path) -> None:
+    hard = tmp_path / "hard.txt"
+    hard.write_text("The cat sat.\nA B C.\n", encoding="utf-8")
+    out = tmp_path / "exp"
+    args = ["experiment", "--teacher", str(RunPaths(teacher).model), "--data", str(teacher.parent / "data"),
+            "--out", str(out), "--steps", "2", "--seeds", "1,2", "--systems", "ss", "--hard", str(hard),
+            "--indomain", "1", "--metrics", "attention"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    names = ["ss-s1", "ss-s2"]
+    for name in names:
+        files = RunPaths(out / "runs" / name)
+        assert json.loads(files.state.read_text())["status"] == "finished", name
+        cfg = load_config(files.config)
+        assert (cfg.train.seed, cfg.train.mode, cfg.train.ss_decay_steps) == (int(name[-1]), "scheduled_sampling", 2)
+        assert json.loads(files.init.read_text())["init"] == str(RunPaths(teacher).model.resolve())  # from the snapshot
+    w1, w2 = (load_model(out / "runs" / n).get_weights() for n in names)
+    assert any(not np.array_equal(a, b) for a, b in zip(w1, w2))  # the seed reached training
+
+    for label, n_sentences in (("hard", 2), ("indomain", 1)):
+        res = json.loads((out / "eval" / label / "results.json").read_text())
+        assert set(res["systems"]) == {"teacher", *names}
+        assert all(s["utterances"] == n_sentences for s in res["systems"].values())
+        assert res["info"]["groups"] == {"teacher": ["teacher"], "SS": names}
+        assert "seed_comparisons" in res
+    assert json.loads((out / "eval" / "indomain" / "results.json").read_text())["metrics"]["mcd"] == "ok"
+
+    stamps = {n: RunPaths(out / "runs" / n).model.stat().st_mtime_ns for n in names}
+    again = CliRunner().invoke(main, args + ["--no-eval"])
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": finished (") == 2  # nothing trained again
+    assert {n: RunPaths(out / "runs" / n).model.stat().st_mtime_ns for n in names} == stamps
+
+    other = CliRunner().invoke(main, [a if a != "2" else "3" for a in args[:10]] + args[10:])
+    assert other.exit_code != 0 and "holds another experiment (steps: 2 there, 3 now)" in other.output
+
+
+def test_each_recipe_trains_as_documented(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.distill
+    import tf_tacokd.train
+    import tf_tacokd.tune
+
+    calls = []
+
+    def finish(run: Path, steps: int) -> TrainResult:
+        run.mkdir(parents=True, exist_ok=True)
+        RunPaths(run).state.write_text(json.dumps({"status": "finished", "step": steps}))
+        RunPaths(run).model.write_bytes(b"")
+        return TrainResult(run, steps, "finished", 0.1, [])
+
+    def fake_distill(cfg, data, teacher, run, lambda_=None, steps=None, **kw):
+        calls.append((Path(run).name, "distill", cfg.train.seed, lambda_, steps, Path(teacher).name))
+        return finish(Path(run), steps)
+
+    def fake_train(cfg, data, run, mode=None, steps=None, init=None, **kw):
+        calls.append((Path(run).name, mode, cfg.train.seed, cfg.train.ss_decay_steps, steps, Path(init).name))
+        return finish(Path(run), steps)
+
+    searches = []
+
+    def fake_tune(cfg, data, teacher, out, trials=8, steps=None, **kw):
+        searches.append((cfg.train.seed, trials, steps))
+        return [type("Trial", (), {"lambda_": 3.5})()]
+
+    monkeypatch.setattr(tf_tacokd.distill, "distill", fake_distill)
+    monkeypatch.setattr(tf_tacokd.train, "train", fake_train)
+    monkeypatch.setattr(tf_tacokd.tune, "tune_lambda", fake_tune)
+    cfg = load_config(RunPaths(teacher).config)
+    run = lambda: run_experiment(cfg, teacher.parent / "data", RunPaths(teacher).model, tmp_path / "exp",  # noqa: E731
+                                 steps=7, seeds=[5], recipes=list(RECIPES), tune_trials=2, tune_steps=3,
+                                 evaluate=False, echo=lambda s: None)
+    result = run()
+    assert calls == [("kd-s5", "distill", 5, None, 7, "model.keras"),  # lambda from the config
+                     ("ss-s5", "ss", 5, 7, 7, "model.keras"),  # natural frames fade over the budget
+                     ("fr-ft-s5", "distill", 5, 0.0, 7, "model.keras"),
+                     ("kd-tuned-s5", "distill", 5, 3.5, 7, "model.keras"),
+                     ("tf-ft-s5", "teacher", 5, cfg.train.ss_decay_steps, 7, "model.keras")]
+    assert searches == [(5, 2, 3)] and result.tuned_lambda == 3.5
+    assert json.loads((tmp_path / "exp" / "experiment.json").read_text())["tuned_lambda"] == 3.5
+    calls.clear()
+    assert run().status == {n: "finished" for n in ("kd-s5", "ss-s5", "fr-ft-s5", "kd-tuned-s5", "tf-ft-s5")}
+    assert calls == [] and searches == [(5, 2, 3)]  # finished systems and the search are not redone
+
+
+def test_a_diverged_system_is_reported_and_the_others_go_on(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.experiment as experiment
+
+    trained = []
+
+    def fake(system, cfg, data, snapshot, run, steps, lam, echo):
+        trained.append(system.name)
+        if system.name == "ss-s1":
+            raise TrainingDiverged("loss became NaN at step 3; last good checkpoint step 2")
+        if system.name == "kd-s2":
+            return TrainResult(run, 1, "interrupted", 0.1, [])
+        return TrainResult(run, steps, "finished", 0.1, [])
+
+    monkeypatch.setattr(experiment, "_train_system", fake)
+    cfg = load_config(RunPaths(teacher).config)
+    result = run_experiment(cfg, teacher.parent / "data", teacher, tmp_path / "exp", steps=4, seeds=[1, 2],
+                            recipes=["KD", "SS"], echo=lambda s: None)
+    assert trained == ["kd-s1", "ss-s1", "kd-s2"]  # stopped at the interruption, the divergence did not stop it
+    assert result.status == {"kd-s1": "finished", "ss-s1": "diverged: loss became NaN at step 3; last good "
+                             "checkpoint step 2", "kd-s2": "interrupted", "ss-s2": "pending"}
+    assert result.interrupted and result.reports == {}
