@@ -243,6 +243,18 @@ def test_packed_pretrained_model_rebuilds_and_exports(run: Path, tmp_path: Path,
     assert r.exit_code == 0, r.output
     assert pretrained.pretrained_run("zh", "teacher", missing_ok=True) is None
 
+    # a teacher's snapshot packs with its run's config and data (the step a student came from)
+    import shutil
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("checkpoints", "logs", ".lock"))
+    (copy / "snapshots").mkdir(exist_ok=True)
+    snapshot = shutil.copy(run / "model.keras", copy / "snapshots" / "model-0000009.keras")
+    folder = pretrained.pack(snapshot, "en", "teacher", dest=tmp_path / "shipped")
+    assert (folder / "config.toml").read_text() == (run / "config.toml").read_text()
+    with np.load(folder / "weights.npz") as z, np.load(tmp_path / "shipped" / "en_student" / "weights.npz") as y:
+        assert all(np.array_equal(z[k], y[k]) for k in y.files)  # the same weights, read from the snapshot
+
 
 def test_pretrained_option_names_what_is_missing(tmp_path: Path, monkeypatch) -> None:
     import tf_tacokd.pretrained as pretrained

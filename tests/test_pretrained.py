@@ -41,12 +41,14 @@ def fingerprint(name: str) -> dict:
     import keras
 
     import tf_tacokd.model  # noqa: F401  (registers the classes)
+    from tf_tacokd.config import load_config
+    from tf_tacokd.runs import RunPaths
     from tf_tacokd.text import TextFrontEnd
 
     lang, which = name.split("_")
     run = pretrained_run(lang, which)
-    model = keras.saving.load_model(run / "model.keras", compile=False)
-    ids = TextFrontEnd(lang).encode(SENTENCES[lang])
+    model = keras.saving.load_model(RunPaths(run).model, compile=False)
+    ids = TextFrontEnd.from_config(load_config(RunPaths(run).config).text).encode(SENTENCES[lang])  # as it reads
     out = model.infer([ids], seed=0)
     mel = out["mel"][0, : int(out["lengths"][0])].astype(np.float64)
     return {"frames": int(out["lengths"][0]), "sum": round(float(mel.sum()), 3),

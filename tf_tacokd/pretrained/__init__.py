@@ -53,16 +53,18 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
     """Store a trained run's ``model.keras`` as a shipped model (float16 weights + its config).
 
     Args:
-        run_dir: a finished run (teacher or KD student).
+        run_dir: a finished run (teacher or KD student), or a ``.keras`` file in a run or its
+            ``snapshots/`` (a teacher's snapshot: the step its student was distilled from).
         lang, which: the shipped name, ``<lang>_<which>``.
         dest: the folder to write into (default: this package's folder).
     """
     import json
 
-    from ..runs import load_model
+    from ..runs import load_model, run_and_model
 
-    run = RunPaths(run_dir)
-    model = load_model(run.model)
+    run_root, model_path = run_and_model(run_dir)
+    run = RunPaths(run_root)
+    model = load_model(model_path)
     out = Path(dest or _root()) / f"{lang}_{which}"
     out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out / WEIGHTS, **{f"w{i:03d}": np.asarray(w, np.float16)
