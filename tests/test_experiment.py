@@ -138,3 +138,16 @@ def test_a_diverged_system_is_reported_and_the_others_go_on(teacher: Path, tmp_p
     assert result.status == {"kd-s1": "finished", "ss-s1": "diverged: loss became NaN at step 3; last good "
                              "checkpoint step 2", "kd-s2": "interrupted", "ss-s2": "pending"}
     assert result.interrupted and result.reports == {}
+
+
+def test_bad_options_are_named_before_any_work(teacher: Path, tmp_path: Path) -> None:
+    base = ["experiment", "--teacher", str(teacher), "--data", str(teacher.parent / "data"), "--out", str(tmp_path / "x")]
+    r = CliRunner().invoke(main, base + ["--seeds", "1,two"])
+    assert r.exit_code != 0 and "'1,two': expected integers separated by commas" in r.output
+    r = CliRunner().invoke(main, base + ["--systems", "KD,FR"])
+    assert r.exit_code != 0 and "unknown recipe(s) ['FR']: choose from KD, SS, FR-ft, KD-tuned, TF-ft" in r.output
+    r = CliRunner().invoke(main, base + ["--metrics", "attention,wer"])
+    assert r.exit_code != 0 and "unknown metric(s) ['wer']" in r.output
+    r = CliRunner().invoke(main, ["experiment", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "y")])
+    assert r.exit_code != 0 and "not in a run directory with a config.toml: give --config" in r.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

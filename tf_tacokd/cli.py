@@ -132,6 +132,16 @@ def _load(config: str, overrides: tuple[str, ...]):
         raise click.ClickException(str(e)) from None
 
 
+def _metric_list(metrics: str) -> list[str]:
+    """``--metrics a,b`` -> ``["a", "b"]``; an unknown name is a usage error naming the choices."""
+    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
+    unknown = sorted(set(metric_list) - set(METRIC_NAMES))
+    if unknown:
+        raise click.BadParameter(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_NAMES)}",
+                                 param_hint="--metrics")
+    return metric_list
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="tacokd")
 def main() -> None:
@@ -470,11 +480,7 @@ def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, ste
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise click.BadParameter(f"{seeds!r}: expected integers separated by commas", param_hint="--seeds") from None
-    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
-    unknown = sorted(set(metric_list) - set(METRIC_NAMES))
-    if unknown:
-        raise click.BadParameter(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_NAMES)}",
-                                 param_hint="--metrics")
+    metric_list = _metric_list(metrics)
     try:
         recipe_list = check_recipes(recipes)
         with _stop_signals_save() as caught:
@@ -618,11 +624,7 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
         groups[name.strip()] = [m.strip() for m in members.split(",") if m.strip()]
 
     name_list = [n.strip() for n in names.split(",")] if names else None
-    metric_list = [m.strip() for m in metrics.split(",") if m.strip()]
-    unknown = sorted(set(metric_list) - set(METRIC_NAMES))
-    if unknown:
-        raise click.BadParameter(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_NAMES)}",
-                                 param_hint="--metrics")
+    metric_list = _metric_list(metrics)
     try:
         results = run_evaluation(
             runs, out, names=name_list, sentences=sentences, lang=lang, seed=seed, metrics=metric_list,
