@@ -197,10 +197,10 @@ def test_every_section_is_a_typed_dataclass() -> None:
 def test_a_config_can_name_a_base_and_list_only_its_differences(tmp_path) -> None:
     from tf_tacokd.config import ConfigError, load_config
 
-    # the shipped quick_* configs are espeak_* plus a few differences
-    quick, espeak = load_config("quick_en"), load_config("espeak_en")
-    assert quick.model == espeak.model and quick.audio == espeak.audio
-    assert (quick.train.steps, quick.data.max_frames) == (1200, 400)
+    # the shipped quick_* configs are the shipped voices' (voice_*) plus a few differences
+    quick, voice, espeak = load_config("quick_en"), load_config("voice_en"), load_config("espeak_en")
+    assert quick.model == voice.model == espeak.model and quick.audio == voice.audio and quick.text == voice.text
+    assert (quick.train.steps, quick.data.max_frames, quick.data.corpus_size) == (1200, 400, 10000)
     (tmp_path / "a.toml").write_text('base = "espeak_en"\n[train]\nsteps = 7\n')
     (tmp_path / "b.toml").write_text('base = "a.toml"\n[data]\nmax_frames = 9\n')  # relative to b.toml
     b = load_config(tmp_path / "b.toml")

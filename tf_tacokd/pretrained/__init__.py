@@ -7,10 +7,11 @@ rebuilds an ordinary float32 run directory with ``model.keras`` from them, once,
 directory (``$TF_TACOKD_CACHE`` or ``~/.cache/tf_tacokd``), so ``tacokd synthesize
 --pretrained en``, ``tacokd export --pretrained en`` and the main job work right after
 installation. The models were trained with this project's code and packed with :func:`pack`;
-RESULTS.md has their numbers. English: ``tacokd run --lang en --train`` (config ``quick_en``,
-1200 + 400 steps). Mandarin: the long ``voice_zh`` teacher (``tacokd train --config voice_zh``,
-6000 steps) and a student distilled from it for 1000 steps with the default recipe
-(``tacokd distill``).
+RESULTS.md has their numbers. English: the long ``voice_en`` teacher (phonemes; ``tacokd
+train --config voice_en``) at step 5000 and a student distilled from that snapshot for 1000
+steps with the default recipe (``tacokd distill``). Mandarin: the long ``voice_zh`` teacher
+(``tacokd train --config voice_zh``, 6000 steps) and a student distilled from it for 1000
+steps with the default recipe.
 
 Example:
     >>> from tf_tacokd.pretrained import available
