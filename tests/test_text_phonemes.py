@@ -129,3 +129,18 @@ def test_data_preprocessed_before_the_option_keeps_its_hash(name: str) -> None:
 
     data = json.loads((PRETRAINED / name / "data.json").read_text())
     assert preprocess_hash(load_config(PRETRAINED / name / "config.toml")) == data["config_hash"]
+
+
+@requires_espeak
+def test_the_main_job_shows_what_the_english_voice_reads(tmp_path: Path) -> None:
+    """quick_en (the shipped English voice's config) reads phonemes: the main job's text stage
+    prints them under the normalised text, and its ids are the phonemes'."""
+    from tf_tacokd.pipeline import Context, _stage_text
+
+    lines: list[str] = []
+    _stage_text(Context("en", load_config("quick_en"), tmp_path, lines.append))
+    shown = "\n".join(lines)
+    assert "A B C D E F G.\n      -> a b c d e f g.\n      -> ɐ bˈiː sˈiː dˈiː ˈiː ˈɛf dʒˈiː." in shown
+    fe = TextFrontEnd.from_config(load_config("quick_en").text)
+    rows = (tmp_path / "text_frontend.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    assert rows[2].split("\t")[2] == " ".join(map(str, fe.encode("A B C D E F G.")))

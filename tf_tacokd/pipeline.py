@@ -139,7 +139,8 @@ def _stage_text(ctx: Context) -> str:
     lines = ["text\tnormalized\tids"]
     for sentence in SAMPLE_SENTENCES[ctx.lang]:
         p = fe.process(sentence)
-        ctx.echo(f"    {sentence}\n      -> {p.normalized}")
+        read = f"\n      -> {p.phonemes}" if p.phonemes else ""  # what a phoneme voice reads
+        ctx.echo(f"    {sentence}\n      -> {p.normalized}{read}")
         lines.append(f"{sentence}\t{p.normalized}\t{' '.join(map(str, p.ids))}")
     out = ctx.workdir / "text_frontend.tsv"
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
