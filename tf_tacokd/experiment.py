@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import Config, ConfigError
-from .runs import DirectoryLock, RunPaths, run_and_model
+from .runs import DirectoryLock, RunPaths, run_and_model, run_status
 
 __all__ = ["RECIPES", "ExperimentPaths", "System", "ExperimentError", "ExperimentResult", "plan_systems", "run_experiment"]
 
@@ -139,8 +139,8 @@ def _finished(run: Path, steps: int) -> bool:
     files = RunPaths(run)
     if not files.state.is_file() or not files.model.is_file():
         return False
-    state = json.loads(files.state.read_text(encoding="utf-8"))
-    return state.get("status") == "finished" and int(state.get("step", 0)) >= steps
+    status = run_status(run)
+    return status.status == "finished" and status.step >= steps
 
 
 def _train_system(system: System, cfg: Config, data: Path, snapshot: Path, run: Path, steps: int,
