@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from tf_tacokd.cli import main
 from tf_tacokd.config import load_config
-from tf_tacokd.distill import Distiller, distillation_loss
+from tf_tacokd.distill import Distiller, distill, distillation_loss
 from tf_tacokd.model import Tacotron2
 from tf_tacokd.synthesize import Synthesizer
 from tf_tacokd.train import train
@@ -317,3 +317,45 @@ def test_tune_refuses_multiworker_with_the_reason(teacher_run, tmp_path: Path) -
     result = CliRunner().invoke(main, ["tune", "--config", "tiny_en", "--data", str(data), "--teacher",
                                        str(teacher), "--out", str(tmp_path), "--strategy", "multiworker"])
     assert result.exit_code == 1 and "keras-team/keras#20585" in result.output
+
+
+def test_teacher_readiness_is_measured_once_per_teacher_file(teacher_run, tmp_path: Path, monkeypatch) -> None:
+    """Students of one teacher (an experiment's systems, a resumed run) reuse its readiness
+    figure; a changed teacher file or other data settings are measured again."""
+    import os
+
+    from tf_tacokd import distill as distill_module
+    from tf_tacokd.evaluate import free_running
+
+    data, teacher = teacher_run
+    monkeypatch.setattr(distill_module, "_READINESS", {})
+    calls = []
+    real = free_running.free_running_correlation
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(free_running, "free_running_correlation", counting)
+    snapshot = tmp_path / "teacher.keras"
+    snapshot.write_bytes((teacher / "model.keras").read_bytes())
+    cfg = load_config("tiny_en", SETTINGS)
+    lines: list[str] = []
+    distill(cfg, data, snapshot, tmp_path / "a", steps=1, verbose=0, echo=lines.append)
+    assert len(calls) == 1
+    distill(cfg, data, snapshot, tmp_path / "b", steps=1, verbose=0, echo=lines.append)
+    assert len(calls) == 1 and any("measured before" in line for line in lines)
+    first = json.loads((tmp_path / "a" / "teacher.json").read_text())
+    assert json.loads((tmp_path / "b" / "teacher.json").read_text()) == first
+
+    monkeypatch.setattr(distill_module, "_READINESS", {})  # a new process resuming "a"
+    distill(cfg, data, snapshot, tmp_path / "a", steps=2, verbose=0, echo=lines.append)
+    assert len(calls) == 1
+
+    other = load_config("tiny_en", SETTINGS + ["data.max_frames=300"])
+    distill(other, data, snapshot, tmp_path / "c", steps=1, verbose=0, echo=lines.append)
+    assert len(calls) == 2  # other [data] settings read other utterances
+    stat = snapshot.stat()
+    os.utime(snapshot, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the teacher file replaced
+    distill(cfg, data, snapshot, tmp_path / "a", steps=3, verbose=0, echo=lines.append)
+    assert len(calls) == 3

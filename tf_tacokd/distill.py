@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import keras
 import tensorflow as tf
@@ -209,26 +209,62 @@ class Distiller(keras.Model):
 
 
 def teacher_readiness(teacher: Tacotron2, data_dir: str | Path, cfg: Config,
-                      echo: Callable[[str], None] = print) -> float | None:
+                      echo: Callable[[str], None] = print, measured: float | None = None) -> float | None:
     """The teacher's free-running frame correlation on the validation split (the same 4 batches
     of 16 as ``bench/curve.py`` and ``bench/collapse.py`` use: with 2 batches the
     figure for one teacher differed by 0.10), and a warning when it is below
     :data:`~tf_tacokd.evaluate.free_running.DRONE_RISK`: the L2 feature loss then prefers a
     flat output, and the student collapses to a drone (RESULTS.md section 10). None if the data
-    has no validation split."""
+    has no validation split. ``measured``: the figure from an earlier measurement of the same
+    teacher file on the same data (see :func:`_readiness_key`); reported, not measured again."""
     from .evaluate.free_running import DRONE_RISK, free_running_correlation
 
-    try:
-        rho = free_running_correlation(teacher, data_dir, cfg)
-    except (ValueError, FileNotFoundError):
-        return None
+    if measured is None:
+        try:
+            rho = free_running_correlation(teacher, data_dir, cfg)
+        except (ValueError, FileNotFoundError):
+            return None
+    else:
+        rho = measured
     echo(f"teacher decoding freely: frame correlation {rho:.2f} with the natural mel (validation split, "
-         "up to 64 utterances)")
+         f"up to 64 utterances{'' if measured is None else '; measured before'})")
     if rho < DRONE_RISK:
         echo(f"warning: below {DRONE_RISK}: the feature loss of a free-running student is then lowest for a flat "
              "output, and the student is expected to collapse to a drone (RESULTS.md section 10); "
              "train the teacher longer first")
     return rho
+
+
+# teacher readiness figures measured in this process, by json.dumps(_readiness_key(...)): an
+# experiment distils several students from one snapshot and measures it once (about 2 minutes
+# for the English teacher on this CPU)
+_READINESS: dict[str, float] = {}
+
+
+def _readiness_key(teacher: str | Path, data_dir: str | Path, cfg: Config) -> list[Any]:
+    """What the teacher's readiness figure depends on: the teacher file (path, size,
+    modification time), the data directory and the ``[data]`` settings it is read with."""
+    path = Path(teacher).resolve()
+    file = path / "model.keras" if path.is_dir() else path
+    stat = file.stat()
+    key = [str(file), stat.st_size, stat.st_mtime_ns, str(Path(data_dir).resolve()), cfg.to_dict()["data"]]
+    return json.loads(json.dumps(key))  # as teacher.json holds it (tuples become lists)
+
+
+def _measured_readiness(key: list[Any], run_dir: Path) -> float | None:
+    """The readiness figure already measured for ``key``: in this process, or by the run being
+    resumed (its ``teacher.json``). None if it must be measured."""
+    found = _READINESS.get(json.dumps(key))
+    if found is not None:
+        return found
+    try:
+        record = json.loads(RunPaths(run_dir).teacher.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(record, dict) and record.get("readiness_key") == key:
+        value = record.get("free_running_correlation")
+        return float(value) if isinstance(value, (int, float)) else None
+    return None
 
 
 def load_teacher(path: str | Path) -> tuple[Tacotron2, Config | None]:
@@ -300,10 +336,12 @@ def distill(
                           f"({teacher_cfg.source})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"teacher": str(Path(teacher).resolve())}
-    rho = teacher_readiness(teacher_model, data_dir, cfg, echo)
+    key = _readiness_key(teacher, data_dir, cfg)
+    record = {"teacher": str(Path(teacher).resolve()), "readiness_key": key}
+    rho = teacher_readiness(teacher_model, data_dir, cfg, echo, measured=_measured_readiness(key, run_dir))
     if rho is not None:
         record["free_running_correlation"] = round(rho, 4)
+        _READINESS[json.dumps(key)] = record["free_running_correlation"]
     RunPaths(run_dir).teacher.write_text(json.dumps(record), encoding="utf-8")
 
     def build(manifest) -> Distiller:
