@@ -137,6 +137,34 @@ def test_main_job_runs_end_to_end_and_resumes(tmp_path: Path, lang: str) -> None
     assert json.loads((workdir / "student" / "state.json").read_text())["step"] == 2  # trained afresh
 
 
+def test_main_job_redoes_model_stages_when_other_models_are_shipped(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model stages' keys name the shipped models by content hash: after an upgrade that
+    ships other models, `tacokd run` in an old work directory does not report the old results."""
+    from tf_tacokd import pretrained
+    from tf_tacokd.config import load_config
+    from tf_tacokd.pipeline import _models_key
+
+    release = {"teacher": "en_teacher-aaaaaaaaaaaa", "student": "en_student-bbbbbbbbbbbb"}
+
+    def fake_run(lang: str, which: str, missing_ok: bool = False) -> Path:
+        run = tmp_path / release[which]
+        run.mkdir(exist_ok=True)
+        load_config("voice_en").save(run / "config.toml")
+        return run
+
+    monkeypatch.setattr(pretrained, "pretrained_run", fake_run)
+    cfg = load_config("quick_en")
+    first = _models_key("en", cfg, train=False)
+    assert first == "-shipped-en_teacher-aaaaaaaaaaaa-en_student-bbbbbbbbbbbb"
+    assert _models_key("en", cfg, train=False) == first
+    release["student"] = "en_student-cccccccccccc"
+    assert _models_key("en", cfg, train=False) != first
+    assert _models_key("en", cfg, train=True) == "-trained"
+    # a config the shipped models do not fit trains here: their identity does not matter
+    assert _models_key("en", load_config("espeak_en"), train=False) == "-shipped-none-none"
+
+
 @requires_espeak
 def test_make_corpus_command(tmp_path: Path) -> None:
     result = invoke("make-corpus", "--lang", "zh", "--out", str(tmp_path / "c"), "--size", "3")

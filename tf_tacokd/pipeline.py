@@ -44,6 +44,7 @@ SAMPLE_SENTENCES = {
 }
 
 #: Stages whose results come from the models (redone when switching between shipped and trained).
+KEY_CHARS = 16  # a stage key starts with this many hex digits of its config hash
 MODEL_STAGES = ("teacher", "student", "evaluate", "export", "demo")
 
 
@@ -340,8 +341,24 @@ def _stage_keys(cfg: Config) -> dict[str, str]:
         seen.update(stage.sections)
         blob = json.dumps({name: dataclasses.asdict(getattr(cfg, name)) for name in sorted(seen)},
                           sort_keys=True, default=str)
-        keys[stage.name] = hashlib.sha256(blob.encode()).hexdigest()[:16]
+        keys[stage.name] = hashlib.sha256(blob.encode()).hexdigest()[:KEY_CHARS]
     return keys
+
+
+def _models_key(lang: str, cfg: Config, train: bool) -> str:
+    """What the model stages' results depend on besides the config: models trained here, or
+    which shipped models (each named by its content hash). After an upgrade that ships other
+    models, a re-run redoes the model stages instead of reporting the old models' results."""
+    if train:
+        return "-trained"
+    from .pretrained import pretrained_run
+
+    names = []
+    for which in ("teacher", "student"):
+        run = pretrained_run(lang, which, missing_ok=True)
+        fits = run is not None and not shipped_differences(load_config(RunPaths(run).config), cfg)
+        names.append(run.name if fits else "none")
+    return "-shipped-" + "-".join(names)
 
 
 def run_pipeline(
@@ -383,9 +400,8 @@ def run_pipeline(
     workdir.mkdir(parents=True, exist_ok=True)
     state_path = workdir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() and not force else {}
-    # models trained here and shipped models are different results
-    keys = {k: v + ("-trained" if train else "-shipped") if k in MODEL_STAGES else v
-            for k, v in _stage_keys(cfg).items()}
+    suffix = _models_key(lang, cfg, train)
+    keys = {k: v + suffix if k in MODEL_STAGES else v for k, v in _stage_keys(cfg).items()}
     done: dict[str, dict[str, str]] = {k: v for k, v in state.get("done", {}).items() if isinstance(v, dict)}
     state["done"] = done
     ctx = Context(lang, cfg, workdir, echo, train, {k: v["summary"] for k, v in done.items()})
@@ -400,7 +416,11 @@ def run_pipeline(
             results[stage.name] = entry["summary"]
             continue
         if entry and not stage.always:  # keys are cumulative: a change redoes what follows too
-            echo(f"{prefix} ... redoing (the config changed for it or an earlier stage)")
+            config_key = keys[stage.name][:KEY_CHARS]
+            why = ("the config changed for it or an earlier stage" if entry.get("key", "")[:KEY_CHARS] != config_key
+                   else "trained here before, or other shipped models" if suffix.startswith("-shipped")
+                   else "shipped models used before")
+            echo(f"{prefix} ... redoing ({why})")
             for name in stage.outputs:
                 shutil.rmtree(workdir / name, ignore_errors=True)
         else:
