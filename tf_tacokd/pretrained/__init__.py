@@ -8,7 +8,7 @@ directory (``$TF_TACOKD_CACHE`` or ``~/.cache/tf_tacokd``), so ``tacokd synthesi
 --pretrained en``, ``tacokd export --pretrained en`` and the main job work right after
 installation. The models were trained with this project's code and packed with :func:`pack`;
 RESULTS.md has their numbers. English: the long ``voice_en`` teacher (phonemes; ``tacokd
-train --config voice_en``) at step 5000 and a student distilled from that snapshot for 1000
+train --config voice_en``) at step 8000 and a student distilled from that snapshot for 1000
 steps with the default recipe (``tacokd distill``). Mandarin: the long ``voice_zh`` teacher
 (``tacokd train --config voice_zh``, 6000 steps) and a student distilled from it for 1000
 steps with the default recipe.
