@@ -359,3 +359,53 @@ def test_teacher_readiness_is_measured_once_per_teacher_file(teacher_run, tmp_pa
     os.utime(snapshot, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the teacher file replaced
     distill(cfg, data, snapshot, tmp_path / "a", steps=3, verbose=0, echo=lines.append)
     assert len(calls) == 3
+
+
+def _retimed_reference(a_t: np.ndarray, a_s: np.ndarray, step_mask: np.ndarray) -> np.ndarray:
+    """retimed_steps by loops: the first real teacher step whose running maximum position
+    reaches the student's, else the last real step."""
+    tokens = np.arange(a_t.shape[-1])
+    out = np.zeros(a_t.shape[:2], np.int32)
+    for b in range(a_t.shape[0]):
+        real = int(step_mask[b].sum())
+        p_t, p_s = a_t[b, :real] @ tokens, a_s[b] @ tokens
+        running = np.maximum.accumulate(p_t)
+        for t in range(a_t.shape[1]):
+            reached = np.nonzero(running >= p_s[t])[0]
+            out[b, t] = reached[0] if reached.size else real - 1
+    return out
+
+
+def test_retimed_steps_matches_a_loop() -> None:
+    from tf_tacokd.distill import retimed_steps
+
+    rng = np.random.default_rng(3)
+    a_t = rng.dirichlet(np.ones(9) * 0.3, size=(4, 12)).astype(np.float32)
+    a_s = rng.dirichlet(np.ones(9) * 0.3, size=(4, 12)).astype(np.float32)
+    step_mask = (np.arange(12)[None] < np.array([12, 7, 1, 10])[:, None]).astype(np.float32)
+    got = retimed_steps(tf.constant(a_t), tf.constant(a_s), tf.constant(step_mask)).numpy()
+    np.testing.assert_array_equal(got, _retimed_reference(a_t, a_s, step_mask))
+
+
+def test_attention_timing_compares_each_step_with_the_retimed_targets(monkeypatch) -> None:
+    """distill.target_timing = "attention": the natural mel, the stop targets and the teacher's
+    states are taken at the steps retimed_steps gives (here fixed, to check the wiring)."""
+    from tf_tacokd import distill as distill_module
+
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+    base, _ = forward_with(teacher, b)
+    identity = lambda a_t, a_s, m: tf.broadcast_to(tf.range(tf.shape(m)[1]), tf.shape(m))  # noqa: E731
+    monkeypatch.setattr(distill_module, "retimed_steps", identity)
+    same, _ = forward_with(teacher, b, "distill.target_timing='attention'")
+    for name in ("mel_loss", "postnet_loss", "stop_loss", "distill_loss", "loss"):
+        assert float(same[name]) == pytest.approx(float(base[name]), rel=1e-5), name
+
+    monkeypatch.setattr(distill_module, "retimed_steps", lambda a_t, a_s, m: tf.zeros_like(m, tf.int32))
+    first, out = forward_with(teacher, b, "distill.target_timing='attention'")
+    r = CFG.model.reduction_factor
+    mel, mask = b["mel"].numpy(), b["mel_mask"].numpy()
+    target = np.tile(mel[:, :r], (1, mel.shape[1] // r + 1, 1))[:, : mel.shape[1]]  # step 0's frames everywhere
+    err = ((out["mel_before"].numpy() - target) ** 2).mean(-1)
+    np.testing.assert_allclose(float(first["mel_loss"]), (err * mask).sum() / mask.sum(), rtol=1e-4)
+    assert float(first["stop_loss"]) != pytest.approx(float(base["stop_loss"]))  # no stop target at step 0
