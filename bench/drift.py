@@ -8,15 +8,19 @@ system: attention drift from the teacher-forced path (tokens, mean and at the en
 natural mel (frame by frame, and at the natural frame with the same attention position), the
 variance ratio (per utterance, normalised log-mel), the decoder states' variance over time
 and distance to the teacher's, and the frame correlation rho with rho^2 (RESULTS.md section
-10: L2 training keeps about rho^2 of the variance).
+10: L2 training keeps about rho^2 of the variance), also against the natural frame at the same
+attention position (``retimed_steps``) and after dynamic time warping (RESULTS.md 10.8: what
+timing drift alone costs).
 """
 import sys
 
+import librosa
 import numpy as np
 import tensorflow as tf
 
 from tf_tacokd.config import load_config
 from tf_tacokd.data.dataset import make_dataset
+from tf_tacokd.evaluate.free_running import retimed_steps
 from tf_tacokd.model.losses import frame_correlation
 from tf_tacokd.runs import load_model
 
@@ -69,9 +73,28 @@ def main() -> None:
             print(f"{name:12s} layer {layer}: temporal var {tv:.4f}  mse to teacher-TF {dist:.4f}  |h|>0.95 {sat:.3f}")
         ctx_ent = -(o["alignments"].numpy() * np.log(o["alignments"].numpy() + 1e-9)).sum(-1)
         print(f"{name:12s} attention entropy {(ctx_ent * smask).sum() / smask.sum():.3f}")
+    k = {}  # per system: the teacher-forced step at the same attention position (distill.target_timing)
+    for name, o in [("teacher-TF", tf_), ("teacher-FR", tfr), ("student-FR", sfr)]:
+        k[name] = retimed_steps(tf_["alignments"], o["alignments"], batch["mel_mask"][:, ::r]).numpy()
     for name, o in [("teacher-TF", tf_), ("teacher-FR", tfr), ("student-FR", sfr)]:
         rho = float(frame_correlation(o["mel"], mel, batch["mel_mask"]))
-        print(f"{name:12s} frame correlation {rho:.3f}  rho^2 {rho*rho:.3f}")
+        m = o["mel"].numpy()
+        matched, warped = [], []
+        for b in range(len(m)):
+            n = int(mask[b].sum())
+            frames = (k[name][b][:, None] * r + np.arange(r)).reshape(-1)[:n]
+            matched.append(_corr(m[b, :n], nat[b, np.minimum(frames, n - 1)]))
+            p, t = m[b, :n] - m[b, :n].mean(0), nat[b, :n] - nat[b, :n].mean(0)
+            _, path = librosa.sequence.dtw(X=p.T, Y=t.T)
+            warped.append(_corr(p[path[::-1, 0]], t[path[::-1, 1]]))
+        print(f"{name:12s} frame correlation {rho:.3f}  rho^2 {rho*rho:.3f} | at the same attention position "
+              f"{np.mean(matched):.3f} | after DTW {np.mean(warped):.3f}")
+
+
+def _corr(p: np.ndarray, t: np.ndarray) -> float:
+    """Pearson correlation over frames and bands, each band centred (as frame_correlation)."""
+    p, t = p - p.mean(0), t - t.mean(0)
+    return float((p * t).sum() / max(np.sqrt((p * p).sum() * (t * t).sum()), 1e-8))
 
 
 if __name__ == "__main__":

@@ -339,3 +339,29 @@ def test_speech_structure_tells_a_drone_from_speech() -> None:
     mod_d, gv_d = speech_structure(drone, 16000)
     assert mod_d < 0.3 * mod_s and gv_d < 0.3 * gv_s
     assert speech_structure(np.zeros(100, np.float32), 16000) == (0.0, 0.0)
+
+
+def _retimed_reference(a_t: np.ndarray, a_s: np.ndarray, step_mask: np.ndarray) -> np.ndarray:
+    """retimed_steps by loops: the first real teacher step whose running maximum position
+    reaches the student's, else the last real step."""
+    tokens = np.arange(a_t.shape[-1])
+    out = np.zeros(a_t.shape[:2], np.int32)
+    for b in range(a_t.shape[0]):
+        real = int(step_mask[b].sum())
+        p_t, p_s = a_t[b, :real] @ tokens, a_s[b] @ tokens
+        running = np.maximum.accumulate(p_t)
+        for t in range(a_t.shape[1]):
+            reached = np.nonzero(running >= p_s[t])[0]
+            out[b, t] = reached[0] if reached.size else real - 1
+    return out
+
+
+def test_retimed_steps_matches_a_loop() -> None:
+    from tf_tacokd.evaluate.free_running import retimed_steps
+
+    rng = np.random.default_rng(3)
+    a_t = rng.dirichlet(np.ones(9) * 0.3, size=(4, 12)).astype(np.float32)
+    a_s = rng.dirichlet(np.ones(9) * 0.3, size=(4, 12)).astype(np.float32)
+    step_mask = (np.arange(12)[None] < np.array([12, 7, 1, 10])[:, None]).astype(np.float32)
+    got = np.asarray(retimed_steps(a_t, a_s, step_mask))
+    np.testing.assert_array_equal(got, _retimed_reference(a_t, a_s, step_mask))

@@ -199,13 +199,6 @@ class DistillConfig:
     # Loss_f's target: the natural frames (the paper) or the teacher's teacher-forced output,
     # which is time-locked to the hidden states Loss_d pulls the student towards.
     feature_target: Literal["natural", "teacher"] = "natural"
-    # When the targets are compared with the free-running student: at the same decoder step
-    # ("natural", the paper) or at the step where the teacher, teacher-forced, had attended as far
-    # into the text as the student has ("attention"; not the paper). The natural mel, stop targets
-    # and teacher states are then re-timed to the student's own pace, so a student that speaks a
-    # little faster or slower than the recording is not pulled towards the mean frame (English
-    # free running: frame correlation 0.81 at the same step, 0.96 after time alignment; RESULTS.md 10.8).
-    target_timing: Literal["natural", "attention"] = "natural"
     # Loss_f's distance: L2 (the paper) or L1 + L2 (ESPnet's Tacotron2 loss).
     feature_loss: Literal["l2", "l1+l2"] = "l2"
     # Weight of Loss_f's mel terms (1: the paper; the stop term always has weight 1).

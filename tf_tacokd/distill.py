@@ -10,9 +10,7 @@ steps and yields ``s_hat`` and the mel ``y_hat``::
     Loss_f     = masked L2 mel loss (before and after the postnet) + stop BCE     (eq. 6)
                  (options, not the paper: distill.feature_target = "teacher" takes the
                  teacher's teacher-forced output as the target, feature_loss = "l1+l2",
-                 feature_weight scales the mel terms; target_timing = "attention" compares
-                 Loss_f and Loss_d at the teacher's step that had reached the student's
-                 place in the text, see ``retimed_steps``)
+                 feature_weight scales the mel terms)
     Loss_d     = mean over real steps of ||s_t - s_hat_t||^2  (chosen LSTM layers) (eq. 7)
     Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
                  (options, not the paper: + gv_weight * GV(mel) + state_gv_weight * GV(s),
@@ -47,7 +45,7 @@ from .model.train_step import apply_clipped, report
 from .runs import RunPaths, load_model, load_run, reads_symbols, run_of_model
 from .train import TrainResult, fit_run, save_model
 
-__all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "retimed_steps", "teacher_readiness"]
+__all__ = ["Distiller", "distill", "distillation_loss", "load_teacher", "teacher_readiness"]
 
 
 def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, layers: list[int],
@@ -67,46 +65,6 @@ def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, lay
     diff = tf.concat([teacher_hidden[..., p] - student_hidden[..., p] for p in parts], -1)
     per_step = tf.reduce_mean(tf.square(diff), -1) if reduction == "mean" else tf.reduce_sum(tf.square(diff), -1)
     return masked_mean(per_step, step_mask)
-
-
-def retimed_steps(teacher_alignments: tf.Tensor, student_alignments: tf.Tensor, step_mask: tf.Tensor) -> tf.Tensor:
-    """For each step of the free-running student, the teacher-forced step at which the teacher
-    had attended as far into the text: ``k[b, t] = min{u : max_{u' <= u} p_T[b, u'] >= p_S[b, t]}``,
-    clipped to the utterance's real steps, where ``p[b, t] = sum_n n * alpha[b, t, n]`` is the
-    attention's expected token (``distill.target_timing = "attention"``).
-
-    Args:
-        teacher_alignments, student_alignments: ``[B, steps, tokens]`` attention weights.
-        step_mask: ``[B, steps]`` 1 for real steps.
-
-    Returns:
-        ``[B, steps]`` int32 step indices (no gradient).
-
-    Example:
-        >>> a_t = tf.one_hot([[0, 1, 2, 3]], 4)                # the teacher: one token per step
-        >>> a_s = tf.one_hot([[0, 0, 1, 3]], 4)                # the student lags, then jumps
-        >>> retimed_steps(a_t, a_s, tf.ones([1, 4])).numpy().tolist()
-        [[0, 0, 1, 3]]
-    """
-    tokens = tf.cast(tf.range(tf.shape(teacher_alignments)[-1]), tf.float32)
-    p_t = tf.reduce_sum(tf.cast(teacher_alignments, tf.float32) * tokens, -1)
-    p_s = tf.reduce_sum(tf.cast(student_alignments, tf.float32) * tokens, -1)
-    p_t = tf.where(step_mask > 0, p_t, tf.float32.max)  # padding never precedes a real step
-    running = tf.transpose(tf.scan(tf.maximum, tf.transpose(p_t)))  # monotone for searchsorted
-    k = tf.searchsorted(running, p_s, side="left", out_type=tf.int32)
-    last = tf.maximum(tf.cast(tf.reduce_sum(step_mask, -1, keepdims=True), tf.int32) - 1, 0)
-    return tf.stop_gradient(tf.minimum(k, last))
-
-
-def _gather_steps(x: tf.Tensor, steps: tf.Tensor, r: int) -> tf.Tensor:
-    """``x [B, frames, ...]`` with each group of ``r`` frames (a decoder step) replaced by
-    the group at ``steps [B, steps]``."""
-    shape = tf.shape(x)
-    n = tf.shape(steps)[1]
-    pad = [[0, 0], [0, n * r - shape[1]]] + [[0, 0]] * (len(x.shape) - 2)
-    grouped = tf.reshape(tf.pad(x, pad), tf.concat([[shape[0], n, r], shape[2:]], 0))
-    gathered = tf.gather(grouped, steps, batch_dims=1)
-    return tf.reshape(gathered, tf.concat([[shape[0], n * r], shape[2:]], 0))[:, : shape[1]]
 
 
 def _step_mean(hidden: tf.Tensor, step_mask: tf.Tensor) -> tf.Tensor:
@@ -191,14 +149,6 @@ class Distiller(keras.Model):
         targets = data
         if d.feature_target == "teacher":  # time-locked to the hidden states Loss_d targets
             targets = {**data, "mel": tf.stop_gradient(tf.cast(teacher["mel"], tf.float32))}
-        step_mask = data["mel_mask"][:, :: self.r]
-        if d.target_timing == "attention":  # every target at the student's own pace
-            k = retimed_steps(teacher["alignments"], out["alignments"], step_mask)
-            targets = {**targets, "mel": _gather_steps(targets["mel"], k, self.r),
-                       "stop_targets": _gather_steps(targets["stop_targets"], k, self.r),
-                       # a frame past the end of the utterance it was taken from is not a target
-                       "mel_mask": data["mel_mask"] * _gather_steps(data["mel_mask"], k, self.r)}
-            target_hidden = tf.gather(target_hidden, k, batch_dims=1)
         losses = self.student.losses_for(targets, out, step)
         losses["feature_loss"] = losses["loss"]
         if d.feature_loss != "l2" or d.feature_weight != 1.0:
@@ -208,6 +158,7 @@ class Distiller(keras.Model):
                               + masked_mae(out["mel"], targets["mel"], data["mel_mask"]))
             losses["feature_loss"] = (losses["loss"] - losses["mel_loss"] - losses["postnet_loss"]
                                       + d.feature_weight * mel_terms)
+        step_mask = data["mel_mask"][:, :: self.r]
         units = self.student.settings.decoder_lstm_units
         s, s_hat = tf.cast(target_hidden, tf.float32), tf.cast(out["hidden"], tf.float32)
         losses["distill_loss"] = distillation_loss(s, s_hat, step_mask, units, d.layers, d.loss_reduction)

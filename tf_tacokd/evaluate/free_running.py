@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DRONE_RISK", "free_running_correlation"]
+__all__ = ["DRONE_RISK", "free_running_correlation", "retimed_steps"]
 
 #: below this free-running correlation, the L2 loss prefers the mean frame to the output
 DRONE_RISK = 0.5
@@ -49,3 +49,38 @@ def free_running_correlation(model: Any, data_dir: str | Path, cfg: Any, batches
     if not values:
         raise ValueError(f"{data_dir}: the {split} split is empty")
     return float(np.mean(values))
+
+
+def retimed_steps(teacher_alignments: Any, student_alignments: Any, step_mask: Any) -> Any:
+    """For each step of the free-running student, the teacher-forced step at which the teacher
+    had attended as far into the text: ``k[b, t] = min{u : max_{u' <= u} p_T[b, u'] >= p_S[b, t]}``,
+    clipped to the utterance's real steps, where ``p[b, t] = sum_n n * alpha[b, t, n]`` is the
+    attention's expected token. ``bench/drift.py`` compares a free-running output with the
+    natural frame at that step: how much of its distance is timing. (Distilling against
+    targets re-timed this way was tried and removed: the student, no longer penalised for
+    where it attends, repeated words within 250 steps; RESULTS.md section 10.9.)
+
+    Args:
+        teacher_alignments, student_alignments: ``[B, steps, tokens]`` attention weights.
+        step_mask: ``[B, steps]`` 1 for real steps.
+
+    Returns:
+        ``[B, steps]`` int32 step indices (no gradient).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> a_t = tf.one_hot([[0, 1, 2, 3]], 4)                # the teacher: one token per step
+        >>> a_s = tf.one_hot([[0, 0, 1, 3]], 4)                # the student lags, then jumps
+        >>> retimed_steps(a_t, a_s, tf.ones([1, 4])).numpy().tolist()
+        [[0, 0, 1, 3]]
+    """
+    import tensorflow as tf
+
+    tokens = tf.cast(tf.range(tf.shape(teacher_alignments)[-1]), tf.float32)
+    p_t = tf.reduce_sum(tf.cast(teacher_alignments, tf.float32) * tokens, -1)
+    p_s = tf.reduce_sum(tf.cast(student_alignments, tf.float32) * tokens, -1)
+    p_t = tf.where(step_mask > 0, p_t, tf.float32.max)  # padding never precedes a real step
+    running = tf.transpose(tf.scan(tf.maximum, tf.transpose(p_t)))  # monotone for searchsorted
+    k = tf.searchsorted(running, p_s, side="left", out_type=tf.int32)
+    last = tf.maximum(tf.cast(tf.reduce_sum(step_mask, -1, keepdims=True), tf.int32) - 1, 0)
+    return tf.stop_gradient(tf.minimum(k, last))
