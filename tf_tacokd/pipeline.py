@@ -43,8 +43,9 @@ SAMPLE_SENTENCES = {
     ],
 }
 
-#: Stages whose results come from the models (redone when switching between shipped and trained).
 KEY_CHARS = 16  # a stage key starts with this many hex digits of its config hash
+#: Stages whose results come from the models (redone when switching between shipped and trained
+#: models, or when other models are shipped).
 MODEL_STAGES = ("teacher", "student", "evaluate", "export", "demo")
 
 
