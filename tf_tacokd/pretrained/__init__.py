@@ -9,7 +9,7 @@ directory (``$TF_TACOKD_CACHE`` or ``~/.cache/tf_tacokd``), so ``tacokd synthesi
 installation. The models were trained with this project's code and packed with :func:`pack`;
 RESULTS.md has their numbers. English: the long ``voice_en`` teacher (phonemes; ``tacokd
 train --config voice_en``) at step 8000 and a student distilled from that snapshot for 1000
-steps with the default recipe (``tacokd distill``). Mandarin: the long ``voice_zh`` teacher
+steps with ``voice_en``'s recipe (``tacokd distill``: the defaults + ``distill.gv_weight = 2``). Mandarin: the long ``voice_zh`` teacher
 (``tacokd train --config voice_zh``, 6000 steps) and a student distilled from it for 1000
 steps with the default recipe.
 
