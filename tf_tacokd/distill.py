@@ -245,7 +245,7 @@ def _readiness_key(teacher: str | Path, data_dir: str | Path, cfg: Config) -> li
     """What the teacher's readiness figure depends on: the teacher file (path, size,
     modification time), the data directory and the ``[data]`` settings it is read with."""
     path = Path(teacher).resolve()
-    file = path / "model.keras" if path.is_dir() else path
+    file = RunPaths(path).model if path.is_dir() else path
     stat = file.stat()
     key = [str(file), stat.st_size, stat.st_mtime_ns, str(Path(data_dir).resolve()), cfg.to_dict()["data"]]
     return json.loads(json.dumps(key))  # as teacher.json holds it (tuples become lists)
