@@ -103,3 +103,47 @@ def test_bad_arguments_are_clear(runs: tuple[Path, Path], tmp_path: Path) -> Non
     assert r.exit_code != 0 and "system 'A' is in group 'KD' and 'SS'" in r.output
     r = CliRunner().invoke(main, two + ["--group", "KD"])
     assert r.exit_code != 0 and "--group" in r.output and "expected NAME=SYSTEM,SYSTEM" in r.output
+
+
+def test_indomain_leaves_out_sentences_a_system_was_trained_on(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """A shipped model's corpus is another draw from the same sentence pool: an in-domain test
+    split may hold sentences it trained on. They are left out, and the report says so."""
+    import shutil
+
+    from tf_tacokd.data.dataset import load_manifest
+    from tf_tacokd.data.seen import TRAINING_TEXTS_KEY, encode_fingerprints
+    from tf_tacokd.runs import RunPaths
+
+    data_dir = json.loads(RunPaths(runs[0]).data.read_text())["data_dir"]
+    (test_id, test_text, _), = load_manifest(data_dir).texts("test")  # the fixture's one test sentence
+    shipped = tmp_path / "shipped"  # as pack() leaves it: no data dir, the fingerprints of its training text
+    shutil.copytree(runs[0], shipped, ignore=shutil.ignore_patterns("checkpoints", "logs", ".lock"))
+    data = json.loads(RunPaths(shipped).data.read_text())
+
+    def ship(training: list[str] | None) -> None:
+        data["data_dir"] = None
+        data.pop(TRAINING_TEXTS_KEY, None)
+        if training is not None:
+            data[TRAINING_TEXTS_KEY] = encode_fingerprints(training)
+        RunPaths(shipped).data.write_text(json.dumps(data))
+
+    def evaluate(out: str) -> dict:
+        return run_evaluation([runs[0], shipped], tmp_path / out, names=["here", "shipped"],
+                              sentences="builtin-indomain", data_dir=data_dir, seed=0, metrics=["attention"],
+                              max_steps=4)
+
+    ship(["Some other sentence."])
+    res = evaluate("clean")
+    assert res["info"]["held_out"] == {"left_out": 0, "seen_by": {"here": 0, "shipped": 0}, "unknown": []}
+    assert res["systems"]["shipped"]["utterances"] == 1
+    assert "left out" not in (tmp_path / "clean" / "report.md").read_text()
+
+    ship(["Some other sentence.", test_text.upper() + "  "])  # case and spacing do not hide it
+    with pytest.raises(ValueError, match="every test sentence of .* was in a system's training text"):
+        evaluate("seen")
+
+    ship(None)  # neither fingerprints nor its data here: unknown, said, nothing dropped
+    res = evaluate("unknown")
+    assert res["info"]["held_out"]["unknown"] == ["shipped"] and res["systems"]["shipped"]["utterances"] == 1
+    assert "Training text unknown for shipped (not checked)." in (tmp_path / "unknown" / "report.md").read_text()
+    assert test_id in (tmp_path / "unknown" / "utterances.csv").read_text()

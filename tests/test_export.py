@@ -231,6 +231,13 @@ def test_packed_pretrained_model_rebuilds_and_exports(run: Path, tmp_path: Path,
     folder = pretrained.pack(run, "en", "student", dest=tmp_path / "shipped")
     assert sorted(p.name for p in folder.iterdir()) == ["config.toml", "data.json", "weights.npz"]
     assert (folder / "weights.npz").stat().st_size < 0.6 * (run / "model.keras").stat().st_size  # float16
+    from tf_tacokd.data.dataset import load_manifest
+    from tf_tacokd.data.seen import decode_fingerprints, text_fingerprint
+
+    shipped_data = json.loads((folder / "data.json").read_text())  # no data dir, but what it trained on
+    train = load_manifest(json.loads((run / "data.json").read_text())["data_dir"]).texts("train")
+    assert shipped_data["data_dir"] is None and train
+    assert decode_fingerprints(shipped_data["training_texts"]) == {text_fingerprint(t) for _, t, _ in train}
     assert pretrained.available() == ["en_student"]
     rebuilt = pretrained.pretrained_run("en", "student")
     assert rebuilt.parent == tmp_path / "cache" / "pretrained" and (rebuilt / "model.keras").is_file()

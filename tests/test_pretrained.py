@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tf_tacokd.evaluate.alignment import analyze_alignment
-from tf_tacokd.pretrained import available, pretrained_run
+from tf_tacokd.pretrained import _root, available, pretrained_run
 from tf_tacokd.synthesize import Synthesizer
 
 SENTENCES = {"en": "The weather is nice today, and we will walk to the park.",
@@ -106,6 +106,17 @@ def test_shipped_student_is_not_a_drone(lang: str, tmp_path: Path, monkeypatch: 
 
 def test_both_languages_ship_teacher_and_student() -> None:
     assert {"en_teacher", "en_student", "zh_teacher", "zh_student"} <= set(available())
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_shipped_pair_says_what_it_was_trained_on(lang: str) -> None:
+    """The main job's in-domain test leaves out the sentences the shipped models trained on."""
+    from tf_tacokd.data.seen import decode_fingerprints
+    from tf_tacokd.runs import RunPaths
+
+    prints = [decode_fingerprints(json.loads(RunPaths(_root() / f"{lang}_{w}").data.read_text("utf-8"))["training_texts"])
+              for w in ("teacher", "student")]
+    assert prints[0] == prints[1] and len(prints[0]) > 9000  # one corpus, ~9,800 training sentences
 
 
 if __name__ == "__main__" and "--update" in sys.argv:

@@ -368,6 +368,7 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
     lines = [f"# Evaluation: {info.get('sentences')} ({lang})", "",
              f"{len({r['id'] for r in rows})} sentences, seed {info.get('seed')}, "
              f"systems: {', '.join(f'{n} = `{p}`' for n, p in info.get('runs', {}).items())}.", ""]
+    lines += _held_out_lines(info.get("held_out"))
     lines += _main_table(summary, systems, status, lang)
     if status.get("intelligibility") == "ok":
         lines += _judge_section(summary, systems, rows, lang)
@@ -519,3 +520,22 @@ def _closing_sections(rows: Sequence[dict], status: dict[str, str], hardest: boo
                     "- `wavs/<system>/<id>.wav`, `alignments/<system>/<id>.png`, `errors.png`"
                     + (", `hardest.png` (alignments of the sentences with the most attention errors)" if hardest else ""),
                     ""]
+
+
+def held_out_note(held: dict[str, Any] | None) -> str:
+    """One sentence on the in-domain test sentences left out because a system trained on them
+    (``info["held_out"]`` of :func:`tf_tacokd.evaluate.run_evaluation`); "" if none were."""
+    if not held:
+        return ""
+    parts = []
+    if held.get("left_out"):
+        seen = ", ".join(f"{n} {k}" for n, k in held.get("seen_by", {}).items() if k)
+        parts.append(f"{held['left_out']} test sentences left out: in a system's training text ({seen})")
+    if held.get("unknown"):
+        parts.append(f"training text unknown for {', '.join(held['unknown'])} (not checked)")
+    return "; ".join(parts)
+
+
+def _held_out_lines(held: dict[str, Any] | None) -> list[str]:
+    note = held_out_note(held)
+    return [note[0].upper() + note[1:] + ".", ""] if note else []

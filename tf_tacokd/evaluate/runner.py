@@ -429,8 +429,19 @@ def run_evaluation(
     seed = eval_cfg.seed if seed is None else seed
     data_dir = data_dir or first.data.get("data_dir")
     limit = limit if limit is not None else (eval_cfg.limit or None)
-    items = load_sentences(sentences, language, data_dir, limit)
     systems = [System.load(n, r) for n, r in zip(names, runs)]
+    held_out = None
+    if sentences == "builtin-indomain":  # never score a model on sentences it was trained on
+        from ..data.seen import drop_seen
+
+        items, held_out = drop_seen(load_sentences(sentences, language, data_dir), lambda t: t.text,
+                                    {s.name: load_run(s.run_dir).data for s in systems}, data_dir)
+        if not items:
+            raise ValueError(f"every test sentence of {data_dir} was in a system's training text "
+                             f"({held_out['seen_by']}): evaluate on another data directory or a sentence file")
+        items = items[:limit] if limit else items
+    else:
+        items = load_sentences(sentences, language, data_dir, limit)
     total = len(items) * len(systems)
     bar = progress_factory(total) if progress_factory else contextlib.nullcontext(None)
     from ..runs import DirectoryLock
@@ -444,6 +455,8 @@ def run_evaluation(
                 "models": {s.name: s.model_hash for s in systems}}
         if groups:
             info["groups"] = groups
+        if held_out is not None:
+            info["held_out"] = held_out
         return write_report(out, rows, names, status, info, eval_cfg.bootstrap_samples, seed, groups)
 
 

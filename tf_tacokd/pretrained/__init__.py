@@ -25,10 +25,12 @@ import hashlib
 import importlib.resources
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from ..data.seen import TRAINING_TEXTS_KEY, encode_fingerprints
 from ..runs import RunPaths
 
 __all__ = ["available", "pack", "pretrained_run"]
@@ -50,7 +52,17 @@ def available() -> list[str]:
     return sorted(p.name for p in _root().iterdir() if all((p / f).is_file() for f in FILES))
 
 
-def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = None) -> Path:
+def _train_split_texts(data_dir: str | None, run_root: Path) -> list[str]:
+    from ..data.dataset import load_manifest
+
+    if not data_dir or not (Path(data_dir) / "manifest.json").is_file():
+        raise ValueError(f"{run_root}: its training data ({data_dir}) is not here, so the sentences it "
+                         "was trained on cannot be recorded; pass training_texts")
+    return [text for _, text, _ in load_manifest(data_dir).texts("train")]
+
+
+def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = None,
+         training_texts: Iterable[str] | None = None) -> Path:
     """Store a trained run's ``model.keras`` as a shipped model (float16 weights + its config).
 
     Args:
@@ -58,6 +70,9 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
             ``snapshots/`` (a teacher's snapshot: the step its student was distilled from).
         lang, which: the shipped name, ``<lang>_<which>``.
         dest: the folder to write into (default: this package's folder).
+        training_texts: the normalised sentences it was trained on (default: the train split
+            of its data directory); stored as fingerprints (:mod:`tf_tacokd.data.seen`) so that
+            an in-domain evaluation leaves them out.
     """
     import json
 
@@ -73,6 +88,9 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
     shipped = RunPaths(out)
     shutil.copy2(run.config, shipped.config)
     data = json.loads(run.data.read_text(encoding="utf-8"))
+    if not data.get(TRAINING_TEXTS_KEY):  # what it trained on, so no test scores it on that
+        data[TRAINING_TEXTS_KEY] = encode_fingerprints(
+            training_texts if training_texts is not None else _train_split_texts(data.get("data_dir"), run_root))
     data["data_dir"] = None  # the training data is not shipped
     shipped.data.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     return out
