@@ -62,8 +62,10 @@ def run_fingerprints(data: Mapping[str, Any]) -> set[str] | None:
     train split of its data directory, else None (unknown: its data is not on this machine)."""
     if data.get(TRAINING_TEXTS_KEY):
         return decode_fingerprints(data[TRAINING_TEXTS_KEY])
+    from .layout import DataPaths
+
     data_dir = data.get("data_dir")
-    if data_dir and (Path(data_dir) / "manifest.json").is_file():
+    if data_dir and DataPaths(data_dir).manifest.is_file():
         return training_fingerprints(data_dir)
     return None
 

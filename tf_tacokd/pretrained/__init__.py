@@ -54,8 +54,9 @@ def available() -> list[str]:
 
 def _train_split_texts(data_dir: str | None, run_root: Path) -> list[str]:
     from ..data.dataset import load_manifest
+    from ..data.layout import DataPaths
 
-    if not data_dir or not (Path(data_dir) / "manifest.json").is_file():
+    if not data_dir or not DataPaths(data_dir).manifest.is_file():
         raise ValueError(f"{run_root}: its training data ({data_dir}) is not here, so the sentences it "
                          "was trained on cannot be recorded; pass training_texts")
     return [text for _, text, _ in load_manifest(data_dir).texts("train")]
