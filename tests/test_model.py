@@ -116,6 +116,15 @@ def test_schedules() -> None:
     lr = PaperSchedule(1e-3, 1e-5, 50_000, 100_000)
     np.testing.assert_allclose([float(lr(s)) for s in (0, 50_000, 100_000, 150_000, 200_000)],
                                [1e-3, 1e-3, 1e-4, 1e-5, 1e-5], rtol=1e-4)
+    warm = PaperSchedule(1e-3, 1e-5, 50_000, 100_000, warmup=100)  # linear ramp, then unchanged
+    np.testing.assert_allclose([float(warm(s)) for s in (0, 49, 99, 100, 100_000)],
+                               [1e-5, 5e-4, 1e-3, 1e-3, 1e-4], rtol=1e-4)
+    again = PaperSchedule.from_config(warm.get_config())
+    assert float(again(9)) == float(warm(9)) and PaperSchedule.from_config(
+        {k: v for k, v in lr.get_config().items() if k != "warmup"}).warmup == 0  # older files
+    model = new_model()
+    model.compile_for_training(load_config("tiny_en", ["train.warmup_steps=10"]).train)
+    assert abs(float(model.optimizer.learning_rate) - CFG.train.learning_rate / 10) < 1e-9
 
 
 def test_masked_losses_ignore_padding() -> None:

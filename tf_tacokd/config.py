@@ -150,6 +150,9 @@ class TrainConfig:
     final_learning_rate: float = field(default=1e-5, metadata={"min_exclusive": 0.0})
     decay_start: int = field(default=50_000, metadata={"min": 0})
     decay_steps: int = field(default=100_000, metadata={"min": 1})
+    # Linear learning-rate warm-up over the first N steps (0: none, the paper). For a run
+    # started from trained weights with --init, whose Adam state starts empty.
+    warmup_steps: int = field(default=0, metadata={"min": 0})
     adam_beta1: float = field(default=0.9, metadata={"min": 0.0, "max_exclusive": 1.0})
     adam_beta2: float = field(default=0.999, metadata={"min": 0.0, "max_exclusive": 1.0})
     adam_epsilon: float = field(default=1e-6, metadata={"min_exclusive": 0.0})

@@ -16,20 +16,35 @@ __all__ = ["PaperSchedule", "teacher_prob_at"]
 @keras.saving.register_keras_serializable(package="tf_tacokd")
 class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Constant ``initial`` until ``decay_start``, then exponential decay reaching
-    ``final`` after ``decay_steps`` more steps, and constant ``final`` after that."""
+    ``final`` after ``decay_steps`` more steps, and constant ``final`` after that.
 
-    def __init__(self, initial: float, final: float, decay_start: int, decay_steps: int) -> None:
+    ``warmup`` > 0 (not the paper) ramps the rate linearly from ``initial / warmup`` at step 0
+    to ``initial`` at step ``warmup - 1``: for a run that starts from trained weights
+    (``tacokd train --init``) with a fresh Adam state, whose first updates are otherwise
+    full-size steps along the sign of one batch's gradient.
+
+    Example:
+        >>> PaperSchedule(1e-3, 1e-5, 50_000, 100_000, warmup=4)(1).numpy()  # 2/4 of 1e-3
+        0.0005
+    """
+
+    def __init__(self, initial: float, final: float, decay_start: int, decay_steps: int,
+                 warmup: int = 0) -> None:
         self.initial, self.final = initial, final
         self.decay_start, self.decay_steps = decay_start, decay_steps
+        self.warmup = warmup
 
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
         progress = tf.clip_by_value((step - self.decay_start) / self.decay_steps, 0.0, 1.0)
-        return self.initial * tf.pow(self.final / self.initial, progress)
+        rate = self.initial * tf.pow(self.final / self.initial, progress)
+        if self.warmup > 0:
+            rate = rate * tf.minimum(1.0, (step + 1.0) / float(self.warmup))
+        return rate
 
     def get_config(self) -> dict:
         return {"initial": self.initial, "final": self.final, "decay_start": self.decay_start,
-                "decay_steps": self.decay_steps}
+                "decay_steps": self.decay_steps, "warmup": self.warmup}
 
 
 def teacher_prob_at(step, train: TrainConfig) -> tf.Tensor:

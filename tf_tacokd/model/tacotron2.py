@@ -171,7 +171,7 @@ class Tacotron2(keras.Model):
     def compile_for_training(self, train: TrainConfig, **kwargs) -> None:
         """``compile`` with the paper's optimiser from ``[train]`` (Adam, schedule, clipping)."""
         schedule = PaperSchedule(train.learning_rate, train.final_learning_rate, train.decay_start,
-                                 train.decay_steps)
+                                 train.decay_steps, warmup=train.warmup_steps)
         # no global_clipnorm here: Keras would clip each replica's gradient before the
         # replicas are summed; apply_clipped clips the summed gradient instead
         optimizer = keras.optimizers.Adam(
