@@ -30,7 +30,7 @@ from typing import Any
 
 from .config import Config, load_config
 
-__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "run_and_model", "run_of_model", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
+__all__ = ["RunPaths", "RunInfo", "load_run", "load_model", "model_file", "run_and_model", "run_of_model", "ancestors", "DirectoryLock", "DirectoryBusy", "RunStatus", "run_status", "find_runs", "holder"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,25 @@ def load_run(run_dir: str | Path) -> RunInfo:
     if not files.config.is_file() or not files.data.is_file():
         raise FileNotFoundError(f"{files.root}: not a run directory (no {files.config.name} / {files.data.name})")
     return RunInfo(files.root, load_config(files.config), json.loads(files.data.read_text(encoding="utf-8")))
+
+
+def ancestors(run_dir: str | Path) -> dict[str, dict[str, Any] | None]:
+    """The models a run started from (``init.json``: ``--init``; ``teacher.json``: a KD
+    student's teacher), each with its run's ``data.json``, or None where that is not readable
+    (the model or its run directory is gone)."""
+    files = RunPaths(run_dir)
+    found: dict[str, dict[str, Any] | None] = {}
+    for record, key in ((files.init, "init"), (files.teacher, "teacher")):
+        if not record.is_file():
+            continue
+        source = json.loads(record.read_text(encoding="utf-8")).get(key)
+        if not source:
+            continue
+        try:
+            found[source] = load_run(run_of_model(model_file(source))).data
+        except (OSError, ValueError):
+            found[source] = None
+    return found
 
 
 def run_of_model(path: str | Path) -> Path:

@@ -44,8 +44,9 @@ import tensorflow as tf
 
 from .config import Config, ConfigError, TrainConfig, load_config
 from .data.dataset import Manifest, check_compatible, load_manifest, make_dataset
+from .data.seen import INHERITED_KEY, inherited_fingerprints, text_fingerprint
 from .model import Tacotron2, teacher_prob_at
-from .runs import DirectoryLock, RunPaths
+from .runs import DirectoryLock, RunPaths, ancestors
 
 __all__ = ["train", "fit_run", "TrainResult", "TrainingDiverged", "MODE_ALIASES", "save_model", "make_strategy"]
 
@@ -177,8 +178,23 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, manifest: Manifest) -> None:
     if files.config.is_file():
         _check_same_model(run_dir, cfg)
     cfg.save(files.config)
-    files.data.write_text(json.dumps(_data_description(manifest), ensure_ascii=False,
-                                                  indent=1), encoding="utf-8")
+    description = _data_description(manifest)
+    found = ancestors(run_dir)
+    if found:
+        description[INHERITED_KEY] = _inherited_texts(files, found, manifest)
+    files.data.write_text(json.dumps(description, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _inherited_texts(files: RunPaths, found: dict[str, dict[str, Any] | None], manifest: Manifest) -> str | None:
+    """What the run's ancestors trained on beyond its own train split (``data.json``'s
+    ``inherited_texts``, :mod:`tf_tacokd.data.seen`). An ancestor gone since the run started
+    (a resume on another machine) keeps the value recorded then."""
+    if any(data is None for data in found.values()) and files.data.is_file():
+        before = json.loads(files.data.read_text(encoding="utf-8"))
+        if before.get(INHERITED_KEY) is not None:
+            return before[INHERITED_KEY]
+    own = {text_fingerprint(text) for _, text, _ in manifest.texts("train")}
+    return inherited_fingerprints(found.values(), own)
 
 
 def _check_same_model(run_dir: Path, cfg: Config) -> None:
@@ -548,7 +564,7 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
         echo(f"{run_dir} is already at step {start_step} >= {total_steps}; nothing to do")
         _write_state(run_dir, step=start_step, status="finished")
         return TrainResult(run_dir, start_step, "finished", 0.0, [])
-    echo((f"resuming at step {start_step}" if start_step else "starting from scratch")
+    echo((f"resuming at step {start_step}" if start_step else "starting at step 0")
          + f": {label}, {total_steps} steps, run directory {run_dir}")
 
     train_ds, val_ds, example = _fit_datasets(data_dir, cfg, manifest, start_step)
@@ -660,7 +676,7 @@ def _fit_multiworker(
         ckpt.restore(latest).assert_existing_objects_matched()
     step = int(model.optimizer.iterations.numpy())
     if chief:
-        echo((f"resuming at step {step}" if step else "starting from scratch")
+        echo((f"resuming at step {step}" if step else "starting at step 0")
              + f": {label}, {total_steps} steps, {strategy.num_replicas_in_sync} replicas, run directory {run_dir}")
     def worker_dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
         # each worker reads every N-th example and batches its replicas' part of the

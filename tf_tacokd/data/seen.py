@@ -7,6 +7,11 @@ corpus draws its sentences from one pool (fortunes and templates), so another dr
 job's corpus on a user's machine — shares sentences with the shipped models' training data;
 without this check they would land in the in-domain test split and flatter the shipped models.
 
+A run that starts from another model's weights (``tacokd train --init``, a KD student from
+its teacher) has also learnt that model's sentences: its ``data.json`` records them as
+``inherited_texts``, the fingerprints of every ancestor's training text that its own train split
+lacks (``""``: none; ``null``: an ancestor's training text is unknown, so nothing can be checked).
+
 A fingerprint is the first :data:`FP_CHARS` hex digits of the SHA-256 of the normalised
 text, casefolded, NFKC-normalised and with runs of white space made one space.
 
@@ -24,10 +29,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 __all__ = ["FP_CHARS", "TRAINING_TEXTS_KEY", "text_fingerprint", "encode_fingerprints", "decode_fingerprints",
-           "training_fingerprints", "run_fingerprints", "drop_seen"]
+           "training_fingerprints", "run_fingerprints", "inherited_fingerprints", "drop_seen"]
 
 FP_CHARS = 12  # 48 bits: a chance collision among 10^4 training and 10^2 test sentences is ~1e-9
 TRAINING_TEXTS_KEY = "training_texts"  # the data.json key of a shipped model's fingerprints
+INHERITED_KEY = "inherited_texts"  # the data.json key of what a run's ancestors trained on
 
 T = TypeVar("T")
 
@@ -59,15 +65,36 @@ def training_fingerprints(data_dir: str | Path) -> set[str]:
 
 def run_fingerprints(data: Mapping[str, Any]) -> set[str] | None:
     """What a run's ``data.json`` says it was trained on: the shipped fingerprints, else the
-    train split of its data directory, else None (unknown: its data is not on this machine)."""
+    train split of its data directory, and what its ancestors were trained on; None when any
+    of that is unknown (its data is not on this machine, an ancestor's text was not known)."""
+    if data.get(INHERITED_KEY, "") is None:
+        return None
+    inherited = decode_fingerprints(data.get(INHERITED_KEY) or "")
     if data.get(TRAINING_TEXTS_KEY):
-        return decode_fingerprints(data[TRAINING_TEXTS_KEY])
+        return decode_fingerprints(data[TRAINING_TEXTS_KEY]) | inherited
     from .layout import DataPaths
 
     data_dir = data.get("data_dir")
     if data_dir and DataPaths(data_dir).manifest.is_file():
-        return training_fingerprints(data_dir)
+        return training_fingerprints(data_dir) | inherited
     return None
+
+
+def inherited_fingerprints(ancestors: Iterable[Mapping[str, Any] | None], own: set[str]) -> str | None:
+    """The ``inherited_texts`` entry of a run: what its ancestors were trained on and its own
+    train split (``own``) lacks, encoded; None when an ancestor's training text is unknown.
+
+    Args:
+        ancestors: the ``data.json`` of each model the run started from (None: unreadable).
+        own: the fingerprints of the run's own train split.
+    """
+    extra: set[str] = set()
+    for data in ancestors:
+        fps = None if data is None else run_fingerprints(data)
+        if fps is None:
+            return None
+        extra |= fps - own
+    return "".join(sorted(extra))
 
 
 def drop_seen(items: Sequence[T], text_of: Any, runs: Mapping[str, Mapping[str, Any]],
@@ -93,7 +120,7 @@ def drop_seen(items: Sequence[T], text_of: Any, runs: Mapping[str, Mapping[str, 
     prints = [text_fingerprint(text_of(item)) for item in items]
     for name, data in runs.items():
         if same is not None and data.get("data_dir") and Path(data["data_dir"]).resolve() == same \
-                and not data.get(TRAINING_TEXTS_KEY):
+                and not data.get(TRAINING_TEXTS_KEY) and data.get(INHERITED_KEY, "") == "":
             seen_by[name] = 0
             continue
         fps = run_fingerprints(data)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.seen import TRAINING_TEXTS_KEY, encode_fingerprints
+from ..data.seen import INHERITED_KEY, TRAINING_TEXTS_KEY, decode_fingerprints, run_fingerprints, text_fingerprint
 from ..runs import RunPaths
 
 __all__ = ["available", "pack", "pretrained_run"]
@@ -52,14 +52,25 @@ def available() -> list[str]:
     return sorted(p.name for p in _root().iterdir() if all((p / f).is_file() for f in FILES))
 
 
-def _train_split_texts(data_dir: str | None, run_root: Path) -> list[str]:
-    from ..data.dataset import load_manifest
+def _training_fingerprints(data: dict, run_root: Path, training_texts: Iterable[str] | None) -> str:
+    """``training_texts`` for a shipped model's ``data.json``: its own training sentences
+    (``training_texts``, else its data directory's train split) and its ancestors'."""
     from ..data.layout import DataPaths
 
-    if not data_dir or not DataPaths(data_dir).manifest.is_file():
+    inherited = data.get(INHERITED_KEY, "")
+    if training_texts is not None:
+        fps = {text_fingerprint(t) for t in training_texts}
+        return "".join(sorted(fps | decode_fingerprints(inherited or "")))
+    data_dir = data.get("data_dir")
+    if not data.get(TRAINING_TEXTS_KEY) and (not data_dir or not DataPaths(data_dir).manifest.is_file()):
         raise ValueError(f"{run_root}: its training data ({data_dir}) is not here, so the sentences it "
                          "was trained on cannot be recorded; pass training_texts")
-    return [text for _, text, _ in load_manifest(data_dir).texts("train")]
+    fps = run_fingerprints(data)
+    if fps is None:
+        raise ValueError(f"{run_root}: the training text of the model it started from (init.json / "
+                         "teacher.json) was unknown when it started, so what it learnt cannot be recorded; "
+                         "pass training_texts (every sentence it and that model were trained on)")
+    return "".join(sorted(fps))
 
 
 def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = None,
@@ -72,7 +83,8 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
         lang, which: the shipped name, ``<lang>_<which>``.
         dest: the folder to write into (default: this package's folder).
         training_texts: the normalised sentences it was trained on (default: the train split
-            of its data directory); stored as fingerprints (:mod:`tf_tacokd.data.seen`) so that
+            of its data directory), to which its ancestors' (``inherited_texts``) are added; stored
+            as fingerprints (:mod:`tf_tacokd.data.seen`) so that
             an in-domain evaluation leaves them out.
     """
     import json
@@ -89,9 +101,9 @@ def pack(run_dir: str | Path, lang: str, which: str, dest: str | Path | None = N
     shipped = RunPaths(out)
     shutil.copy2(run.config, shipped.config)
     data = json.loads(run.data.read_text(encoding="utf-8"))
-    if not data.get(TRAINING_TEXTS_KEY):  # what it trained on, so no test scores it on that
-        data[TRAINING_TEXTS_KEY] = encode_fingerprints(
-            training_texts if training_texts is not None else _train_split_texts(data.get("data_dir"), run_root))
+    # what it and the models it started from trained on, so that no test scores it on that
+    data[TRAINING_TEXTS_KEY] = _training_fingerprints(data, run_root, training_texts)
+    data.pop(INHERITED_KEY, None)
     data["data_dir"] = None  # the training data is not shipped
     shipped.data.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
     return out
