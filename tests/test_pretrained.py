@@ -137,3 +137,25 @@ def test_load_model_takes_a_run_directory_a_keras_file_or_a_shipped_name(tmp_pat
     assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
     with pytest.raises(FileNotFoundError, match="no model file"):
         load_model(tmp_path / "fr_student")  # not a shipped name, not a file
+
+
+def test_two_processes_unpacking_the_same_model_both_get_it(tmp_path: Path) -> None:
+    """The cache entry appears in one rename; a second process that finished later keeps the
+    first one's entry (which a third may be reading) and drops its own copy."""
+    from tf_tacokd.pretrained import _publish
+
+    first, second, final = tmp_path / "m.tmp-1", tmp_path / "m.tmp-2", tmp_path / "m"
+    for d, text in ((first, "first"), (second, "second")):
+        d.mkdir()
+        (d / "model.keras").write_text(text)
+    _publish(first, final)
+    assert (final / "model.keras").read_text() == "first" and not first.exists()
+    _publish(second, final)
+    assert (final / "model.keras").read_text() == "first" and not second.exists()
+    broken = tmp_path / "b"
+    (broken / "junk").mkdir(parents=True)  # a non-empty directory that is no cache entry: an error
+    third = tmp_path / "b.tmp-3"
+    third.mkdir()
+    with pytest.raises(OSError, match="delete it"):
+        _publish(third, broken)
+    assert third.exists()

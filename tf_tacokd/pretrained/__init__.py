@@ -130,16 +130,28 @@ def _materialize(src: Path) -> Path:
     with np.load(src / WEIGHTS) as z:
         weights = [z[k].astype(np.float32) for k in sorted(z.files)]
     model.set_weights(weights)
-    tmp = run.with_name(run.name + ".tmp")
+    tmp = run.with_name(f"{run.name}.tmp-{os.getpid()}")  # this process's own: others may be unpacking too
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     unpacked = RunPaths(tmp)
     shutil.copy2(shipped.config, unpacked.config)
     shutil.copy2(shipped.data, unpacked.data)
     model.save(unpacked.model)
-    shutil.rmtree(run, ignore_errors=True)
-    os.replace(tmp, run)
+    _publish(tmp, run)
     return run
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Move a finished cache entry into place in one step. When another process got there first
+    (two commands started together unpack the same model), its entry stays and ``tmp`` goes:
+    nobody deletes a directory another process may be reading."""
+    try:
+        os.rename(tmp, final)  # atomic; fails when ``final`` exists and is not empty
+    except OSError as e:
+        if not RunPaths(final).model.is_file():
+            raise OSError(f"cannot unpack into {final}: a folder without {RunPaths(final).model.name} is in "
+                          f"the way ({e.strerror}); delete it (the cache is rebuilt from the package)") from e
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pretrained_run(lang: str, which: str = "student", missing_ok: bool = False) -> Path | None:
