@@ -101,9 +101,9 @@ def test_mcd_zero_for_identical_and_grows_with_distortion(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("lang, minimum, categories", [
-    ("en", 80, {"single_letter", "spelling", "repeated_number", "repeated_word", "long_sentence"}),
-    ("zh", 83, {"single_character", "tongue_twister", "repeated_number", "long_sentence", "long_number",
-                "polyphone", "repeated_syllable", "mixed_latin"}),
+    ("en", 90, {"single_letter", "spelling", "repeated_number", "repeated_word", "long_sentence", "very_long"}),
+    ("zh", 93, {"single_character", "tongue_twister", "repeated_number", "long_sentence", "long_number",
+                "polyphone", "repeated_syllable", "mixed_latin", "very_long"}),
 ])
 def test_builtin_hard_sets(lang: str, minimum: int, categories: set[str]) -> None:
     items = builtin_hard(lang)
@@ -119,9 +119,13 @@ def test_builtin_hard_sets(lang: str, minimum: int, categories: set[str]) -> Non
         judge = Judge.shipped(lang)
         assert not any(judge.heard([label_text(fe.normalize(s.text), lang) for s in items]))
     if lang == "en":
-        short = [s for s in items if s.category != "long_sentence"]
+        short = [s for s in items if s.category not in ("long_sentence", "very_long")]
         long = [len(s.text) for s in items if s.category == "long_sentence"]
         assert len(short) >= 50 and len(long) >= 30 and 120 <= np.mean(long) <= 140
+    # very long: at least twice the long sentences, i.e. beyond any training utterance
+    long = [len(s.text) for s in items if s.category == "long_sentence"]
+    very = [len(s.text) for s in items if s.category == "very_long"]
+    assert len(very) == 10 and min(very) >= 2 * np.mean(long)
 
 
 def test_sentence_file_formats_and_errors(tmp_path: Path) -> None:

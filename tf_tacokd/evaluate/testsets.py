@@ -3,11 +3,14 @@
 Built-in hard sets (written for this project, shipped in the package):
 
 - ``hard_en``: 10 single letters, 16 spellings, 12 repeated numbers, 12 repeated words
-  (the 50 after the categories of FastSpeech's hard sentences, as in the paper) and 30 long
-  sentences of ~134 characters;
+  (the 50 after the categories of FastSpeech's hard sentences, as in the paper), 30 long
+  sentences of ~134 characters and 10 very long ones of ~330 (90);
 - ``hard_zh``: 16 single characters, 14 tongue twisters, 12 repeated numbers, 14 long sentences,
-  8 long sentences with numbers and dates, 8 polyphone sentences, 5 repeated syllables and 6
-  sentences with Latin letters (83).
+  8 long sentences with numbers and dates, 8 polyphone sentences, 5 repeated syllables, 6
+  sentences with Latin letters and 10 very long sentences of ~90 characters (93).
+
+``very_long`` (both languages) is twice the longest training utterance of the shipped voices:
+length beyond anything seen in training, the out-of-domain case free-running training is for.
 
 A sentence file is UTF-8 with one sentence per line, or ``category<TAB>text``; blank lines and
 lines starting with ``#`` are ignored. A category must be one of the built-in sets' categories
@@ -17,7 +20,7 @@ it is used, so a typo or a stray tab inside a sentence is an error, not a new ca
 Example:
     >>> s = builtin_hard("en")
     >>> len(s), s[0].id, s[0].category
-    (80, 'single_letter-001', 'single_letter')
+    (90, 'single_letter-001', 'single_letter')
 """
 
 from __future__ import annotations
