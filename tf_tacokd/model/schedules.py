@@ -24,7 +24,7 @@ class PaperSchedule(keras.optimizers.schedules.LearningRateSchedule):
     full-size steps along the sign of one batch's gradient.
 
     Example:
-        >>> PaperSchedule(1e-3, 1e-5, 50_000, 100_000, warmup=4)(1).numpy()  # 2/4 of 1e-3
+        >>> round(float(PaperSchedule(1e-3, 1e-5, 50_000, 100_000, warmup=4)(1)), 8)  # 2/4 of 1e-3
         0.0005
     """
 
