@@ -59,6 +59,36 @@ def test_report_for_two_runs_resumes_and_lists_failures(runs: tuple[Path, Path],
     assert strict.exit_code != 0 and "odd-001" in strict.output
 
 
+def test_more_draws_reuse_the_first_and_compare_sentence_means(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    from tf_tacokd.evaluate.runner import DRAW_STRIDE
+
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("A B C.\nThe cat sat on the mat.\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    args = ["evaluate", "--run", str(runs[0]), "--run", str(runs[1]), "--names", "TF,FR", "--sentences",
+            str(sentences), "--out", str(out), "--max-steps", "6", "--seed", "3", "--metrics", "attention"]
+    one = CliRunner().invoke(main, args)
+    assert one.exit_code == 0, one.output
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "wavs").rglob("*.wav")}
+    three = CliRunner().invoke(main, args + ["--draws", "3"])
+    assert three.exit_code == 0, three.output
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # draw 0 is the one-draw run
+    rows = list(csv.DictReader((out / "utterances.csv").open()))
+    assert len(rows) == 2 * 2 * 3
+    tf = sorted((int(r["draw"]), int(r["seed"]), r["wav"]) for r in rows if r["system"] == "TF")
+    assert [(d, s) for d, s, _ in tf] == [(0, 3), (0, 4), (1, 3 + DRAW_STRIDE), (1, 4 + DRAW_STRIDE),
+                                          (2, 3 + 2 * DRAW_STRIDE), (2, 4 + 2 * DRAW_STRIDE)]
+    assert len({w for _, _, w in tf}) == 6 and all((out / w).is_file() for _, _, w in tf)
+    res = json.loads((out / "results.json").read_text())
+    assert res["info"]["draws"] == 3 and res["systems"]["TF"]["utterances"] == 6
+    assert res["comparisons"][0]["attention_errors"]["n"] == 2  # sentences, not readings
+    md = (out / "report.md").read_text()
+    assert "2 sentences × 3 draws" in md and "per sentence, mean of 3 draws" in md
+    assert "4 of 12 utterances were reused" in md
+    bad = CliRunner().invoke(main, args + ["--draws", "0"])
+    assert bad.exit_code != 0 and "--draws" in bad.output
+
+
 def test_indomain_with_natural_audio_gives_mcd(runs: tuple[Path, Path], tmp_path: Path) -> None:
     res = run_evaluation([runs[0]], tmp_path / "in", sentences="builtin-indomain", seed=0,
                          metrics=["attention", "mcd"], max_steps=6)

@@ -219,6 +219,35 @@ def test_seed_comparison_with_one_seed_per_group_is_the_paired_comparison() -> N
     assert "asr_ins_del" not in seeds  # not measured: left out, not zero
 
 
+def test_draws_are_averaged_per_sentence_before_the_bootstrap() -> None:
+    """Three readings (draws) of each sentence: a comparison counts each sentence once, with
+    its mean over the draws; the interval resamples sentences, not readings."""
+    rng = np.random.default_rng(5)
+    n, draws = 25, 3
+    val = {s: rng.random((n, draws)) for s in ("A", "B")}
+    err = {s: rng.integers(0, 3, (n, draws)) for s in ("A", "B")}
+    rows = [_row(s, f"u{i}", int(err[s][i, k]), draw=k, judge_ser=float(val[s][i, k]), judge_syllables=5,
+                 judge_ser_toneless=0.0, judge_insdel_syllable=0.0, judge_cer=0.0, judge_chars=9,
+                 judge_syl_ins=0, judge_syl_del=0, judge_transcript="x")
+            for s in ("A", "B") for k in range(draws) for i in range(n)]
+    rows.append({**_row("B", "u0", 9, draw=3), "status": "error: x"})  # a failed reading is left out
+    c = paired_comparison(rows, "A", "B", samples=500, seed=2)
+    d = val["B"].mean(axis=1) - val["A"].mean(axis=1)  # the reference: numpy on the sentence means
+    j = c["judge_error_rate"]
+    assert c["utterances"] == n and j["n"] == n
+    assert j["mean_diff"] == pytest.approx(d.mean())
+    assert j["ci95"] == pytest.approx(bootstrap_ci(d, 500, 2))
+    assert (j["wins"], j["losses"]) == (int((d < 0).sum()), int((d > 0).sum()))
+    e = err["B"].mean(axis=1) - err["A"].mean(axis=1)
+    assert c["attention_errors"]["mean_diff"] == pytest.approx(e.mean())
+    g = seed_comparison(rows, "a", ["A"], "b", ["B"], samples=500, seed=2)["judge_error_rate"]
+    assert g["mean_diff"] == pytest.approx(d.mean()) and g["ci95"] == pytest.approx(j["ci95"])
+    # counts and pooled rates cover every reading
+    sa = summarize(rows, ["A", "B"])["A"]
+    assert sa["utterances"] == n * draws and sa["skips"] == int(err["A"].sum())
+    assert sa["judge_ser"] == pytest.approx(val["A"].mean())
+
+
 def test_seed_comparison_interval_covers_the_seeds() -> None:
     # A: one seed at 0.2 on every sentence; B: seed b1 at 0.1 and b2 at 0.5 everywhere. The
     # sentences agree, so only the seeds move the difference: resampled B seed sets {b1, b1},

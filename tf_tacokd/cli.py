@@ -584,6 +584,10 @@ def runs_options(run_help: str, model_files: bool = False):
               help="Output directory (report.md, results.json, utterances.csv, wavs, plots).")
 @click.option("--seed", type=click.IntRange(min=0, max=INT32_MAX), default=None, help="Base seed: sentence i uses seed+i in every "
               "system  [default: eval.seed].")
+@click.option("--draws", type=click.IntRange(min=1, max=100), default=1, show_default=True,
+              help="Readings of each sentence per system (prenet dropout stays on at inference, so each "
+                   "reading is a random draw); comparisons use each sentence's mean over its draws. "
+                   "Draw 0 is the one-draw evaluation, so raising --draws reuses it.")
 @click.option("--metrics", default=",".join(METRIC_NAMES), show_default=True,
               help="Comma-separated subset of the metrics.")
 @click.option("--limit", type=click.IntRange(min=1, max=INT32_MAX), default=None, help="Only the first N sentences.")
@@ -599,7 +603,7 @@ def runs_options(run_help: str, model_files: bool = False):
                    "e.g. --group KD=kd-s1,kd-s2 --group SS=ss-s1,ss-s2: the report compares the groups "
                    "with intervals over sentences and seeds. Repeat for each group (at least two).")
 def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang: str | None, out: Path,
-                 seed: int | None, metrics: str, limit: int | None, data_dir: Path | None,
+                 seed: int | None, draws: int, metrics: str, limit: int | None, data_dir: Path | None,
                  max_steps: int | None, strict: bool, judge_dir: Path | None, group_specs: tuple[str, ...]) -> None:
     """Synthesise a test set with each run and write a Table-1-style robustness report.
 
@@ -630,7 +634,7 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
             runs, out, names=name_list, sentences=sentences, lang=lang, seed=seed, metrics=metric_list,
             limit=limit, data_dir=data_dir, max_steps=max_steps, strict=strict,
             progress_factory=lambda n: click.progressbar(length=n, label="evaluate"), judge_dir=judge_dir,
-            groups=groups or None)
+            groups=groups or None, draws=draws)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo((out / "report.md").read_text(encoding="utf-8"))

@@ -21,10 +21,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 __all__ = ["COMPARED", "bootstrap_ci", "hardest_figure", "hardest_sentences", "paired_comparison",
-           "seed_comparison", "summarize", "write_report"]
+           "seed_comparison", "sentence_value", "summarize", "write_report"]
 
 CSV_COLUMNS = [
-    "system", "id", "category", "status", "text", "normalized", "seed", "steps", "frames", "seconds",
+    "system", "id", "category", "status", "text", "normalized", "seed", "draw", "steps", "frames", "seconds",
     "finished", "skips", "skipped_tokens", "repeats", "incomplete", "focus_rate", "diagonal_score",
     "duration_ratio", "asr_hypothesis", "reference_words", "hits", "substitutions", "deletions",
     "insertions", "wer", "cer", "ins_del_rate", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808",
@@ -61,6 +61,28 @@ def judge_error_rate(row: dict) -> float | None:
 
 def _ok(rows: Sequence[dict], system: str) -> list[dict]:
     return [r for r in rows if r["system"] == system and r.get("status") == "ok"]
+
+
+def _by_sentence(rows: Sequence[dict], system: str) -> dict[str, list[dict]]:
+    """``system``'s finished readings grouped by sentence id (one per draw)."""
+    out: dict[str, list[dict]] = {}
+    for r in _ok(rows, system):
+        out.setdefault(r["id"], []).append(r)
+    return out
+
+
+def sentence_value(value: Callable[[dict], float | None], readings: Sequence[dict]) -> float | None:
+    """A measure of one sentence: its mean over the sentence's readings (draws), ``None`` if
+    any reading lacks it.
+
+    Example:
+        >>> sentence_value(lambda r: r["x"], [{"x": 1}, {"x": 2}])
+        1.5
+    """
+    values = [value(r) for r in readings]
+    if not values or any(v is None for v in values):
+        return None
+    return float(np.mean(values))
 
 
 def _mean(values: list[float]) -> float | None:
@@ -155,19 +177,19 @@ COMPARED: dict[str, tuple[Callable[[dict], float | None], bool]] = {
 
 def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000, seed: int = 0,
                       mos_tie: float = 0.05) -> dict[str, Any]:
-    """Per-utterance wins/ties/losses of ``b`` against ``a`` (on the utterances both finished).
+    """Per-sentence wins/ties/losses of ``b`` against ``a`` (on the sentences both finished).
 
-    Errors (attention skips + repeats + incomplete, the judge's insertions + deletions and
+    A sentence read several times (draws) counts once, with its mean over the draws that
+    finished. Errors (attention skips + repeats + incomplete, the judge's insertions + deletions and
     its error rate, ASR insertions + deletions): fewer is a win for ``b``. DNSMOS OVRL: higher by more than ``mos_tie`` is a win. Each comes with the
     mean paired difference ``b - a`` and its bootstrap 95% confidence interval.
     """
-    ra = {r["id"]: r for r in _ok(rows, a)}
-    rb = {r["id"]: r for r in _ok(rows, b)}
+    ra, rb = _by_sentence(rows, a), _by_sentence(rows, b)
     common = [i for i in ra if i in rb]
     out: dict[str, Any] = {"a": a, "b": b, "utterances": len(common)}
     for name, (value, higher_better) in COMPARED.items():
         tie = mos_tie if name == "dnsmos_ovrl" else 0.0
-        pairs = [(value(ra[i]), value(rb[i])) for i in common]
+        pairs = [(sentence_value(value, ra[i]), sentence_value(value, rb[i])) for i in common]
         pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
         if not pairs:
             continue
@@ -188,7 +210,7 @@ def seed_comparison(rows: Sequence[dict], a: str, a_systems: Sequence[str], b: s
 
     For each measure of :data:`COMPARED`, on the sentences that every system of both groups
     finished and measured, with ``A[s, i]`` the value of sentence ``s`` from seed ``i`` of
-    group ``a`` (likewise ``B[s, j]``):
+    group ``a`` (its mean over draws if read several times; likewise ``B[s, j]``):
 
     - ``mean_diff`` = mean over s of (mean over j of B[s, j] − mean over i of A[s, i]);
     - ``ci95``: a two-level percentile bootstrap of that difference. Each resample draws the
@@ -207,11 +229,11 @@ def seed_comparison(rows: Sequence[dict], a: str, a_systems: Sequence[str], b: s
         >>> c["attention_errors"]["mean_diff"], c["attention_errors"]["seed_pairs"]
         (-1.0, [-2.0, 0.0])
     """
-    by_system = {name: {r["id"]: r for r in _ok(rows, name)} for name in [*a_systems, *b_systems]}
+    by_system = {name: _by_sentence(rows, name) for name in [*a_systems, *b_systems]}
     ids = [i for i in by_system[a_systems[0]] if all(i in by_system[n] for n in by_system)]
     out: dict[str, Any] = {"a": a, "b": b, "a_systems": list(a_systems), "b_systems": list(b_systems)}
     for name, (value, _) in COMPARED.items():
-        table = {n: [value(by_system[n][i]) for i in ids] for n in by_system}
+        table = {n: [sentence_value(value, by_system[n][i]) for i in ids] for n in by_system}
         keep = [k for k in range(len(ids)) if all(table[n][k] is not None for n in table)]
         if not keep:
             continue
@@ -283,11 +305,11 @@ def _bar_chart(path: Path, summary: dict[str, dict[str, Any]], title: str) -> Pa
 
 def hardest_sentences(rows: Sequence[dict], systems: Sequence[str], n: int = 4) -> list[str]:
     """Ids of the ``n`` sentences with the most attention errors summed over ``systems`` (only
-    sentences every system finished; ties: the longer text first). Sentences without errors are
-    not listed."""
+    sentences every system finished; ties: the longer text first; the first draw of each).
+    Sentences without errors are not listed."""
     by_id: dict[str, dict[str, dict]] = {}
     for r in rows:
-        if r.get("status") == "ok" and r["system"] in systems:
+        if r.get("status") == "ok" and r["system"] in systems and not r.get("draw"):
             by_id.setdefault(r["id"], {})[r["system"]] = r
     scored = [(sum(attention_errors(v) for v in per.values()), len(str(per[systems[0]].get("text", ""))), sid)
               for sid, per in by_id.items() if len(per) == len(systems)]
@@ -306,7 +328,7 @@ def hardest_figure(path: str | Path, out: str | Path, rows: Sequence[dict], syst
 
     plt = pyplot()
 
-    lookup = {(r["system"], r["id"]): r for r in rows if r.get("status") == "ok"}
+    lookup = {(r["system"], r["id"]): r for r in rows if r.get("status") == "ok" and not r.get("draw")}
     fig, axes = plt.subplots(len(ids), len(systems), figsize=(3.6 * len(systems), 2.6 * len(ids)),
                              squeeze=False)
     drawn = 0
@@ -365,8 +387,11 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
     hardest = hardest_figure(out / "hardest.png", out, rows, systems)
 
     lang = info.get("language", "")
+    draws = int(info.get("draws") or 1)
+    read = f" × {draws} draws (readings with different dropout seeds; counts and pooled rates cover every reading)" \
+        if draws > 1 else ""
     lines = [f"# Evaluation: {info.get('sentences')} ({lang})", "",
-             f"{len({r['id'] for r in rows})} sentences, seed {info.get('seed')}, "
+             f"{len({r['id'] for r in rows})} sentences{read}, seed {info.get('seed')}, "
              f"systems: {', '.join(f'{n} = `{p}`' for n, p in info.get('runs', {}).items())}.", ""]
     lines += _held_out_lines(info.get("held_out"))
     lines += _main_table(summary, systems, status, lang)
@@ -379,7 +404,7 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
               "or the end never attended. (ins+del) WER is the paper's robustness figure from ASR.", ""]
     lines += _category_section(summary, systems)
     if comparisons:
-        lines += _comparison_section(comparisons, lang, samples)
+        lines += _comparison_section(comparisons, lang, samples, draws)
     if groups:
         lines += _seed_section(results["seed_comparisons"], groups, lang, samples)
     lines += _closing_sections(rows, status, bool(hardest))
@@ -472,15 +497,16 @@ def _measures(comparisons: Sequence[dict], lang: str):
                 yield c, label, c[key]
 
 
-def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int) -> list[str]:
-    lines = ["## Paired comparisons (B against A, per utterance)", "",
+def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int, draws: int = 1) -> list[str]:
+    unit = f"per sentence, mean of {draws} draws" if draws > 1 else "per utterance"
+    lines = [f"## Paired comparisons (B against A, {unit})", "",
              "| B vs A | measure | n | B better | tie | B worse | mean A | mean B | B − A [95% CI] |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c, label, v in _measures(comparisons, lang):
         lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
                      f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
                      f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
-    return lines + ["", f"Confidence intervals: percentile bootstrap over utterances ({samples} resamples). "
+    return lines + ["", f"Confidence intervals: percentile bootstrap over sentences ({samples} resamples). "
                     "An interval that excludes 0 is a difference this test set resolves.", ""]
 
 

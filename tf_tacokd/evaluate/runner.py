@@ -2,7 +2,11 @@
 
 Each system (a run directory) reads every sentence as one utterance with seed ``seed + i``
 for sentence ``i`` (prenet dropout and Griffin-Lim phase), so the systems are compared on the
-same noise; ASR hears the same seeded noise floor. Per utterance: the attention metrics
+same noise; ASR hears the same seeded noise floor. Prenet dropout stays on at inference
+(Tacotron 2), so one reading is one random draw: with ``draws = D`` every sentence is read
+``D`` times, draw ``k`` with seed ``seed + i + k * DRAW_STRIDE`` (draw 0 is the single reading,
+so a one-draw evaluation is the first draw of a longer one), and the report compares systems
+on each sentence's mean over its draws. Per utterance: the attention metrics
 (:mod:`.alignment`), the intelligibility judge's transcript and error rates
 (:mod:`tf_tacokd.judge`, :mod:`.intelligibility`), English pocketsphinx ASR errors
 (:mod:`.asr`), DNSMOS and MCD against a reference recording (:mod:`.quality`). The
@@ -37,9 +41,28 @@ from .asr import SpeechRecognizer, asr_available, word_errors
 from .quality import dnsmos, dnsmos_available, mcd, mcd_available, speech_structure
 from .testsets import TestSentence
 
-__all__ = ["METRICS", "System", "evaluate_systems", "metric_status"]
+__all__ = ["DRAW_STRIDE", "METRICS", "System", "draw_seed", "evaluate_systems", "metric_status"]
 
 METRICS = ("attention", "intelligibility", "asr", "dnsmos", "mcd")
+
+#: seed distance between two draws of one sentence (larger than any test set, so no two
+#: readings of a set share a seed)
+DRAW_STRIDE = 100_003
+
+
+def draw_seed(seed: int, index: int, draw: int) -> int:
+    """The seed of draw ``draw`` of sentence ``index``: ``seed + index + draw * DRAW_STRIDE``.
+
+    Example:
+        >>> draw_seed(1234, 5, 0), draw_seed(1234, 5, 2)
+        (1239, 201245)
+    """
+    return seed + index + draw * DRAW_STRIDE
+
+
+def draw_name(sentence_id: str, draw: int) -> str:
+    """File stem of one reading: the sentence id for draw 0, ``<id>.d<k>`` after it."""
+    return sentence_id if draw == 0 else f"{sentence_id}.d{draw}"
 
 
 @dataclass
@@ -183,18 +206,20 @@ def _reference_frames(path: str, audio_cfg) -> int:
     return 1 + len(load_audio(path, unbounded)) // audio_cfg.hop_length
 
 
-def _measure(system: System, sentence: TestSentence, index: int, seed: int, out: Path,
+def _measure(system: System, sentence: TestSentence, seed: int, draw: int, out: Path,
              tools: _Tools, max_steps: int | None) -> dict[str, Any]:
+    """One reading of ``sentence`` (draw ``draw``, seeded with ``seed``) and its metrics."""
     synth, cfg = system.synthesizer, system.synthesizer.config
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = synth.synthesize(sentence.text, seed=seed + index, max_steps=max_steps, split=False)
+        result = synth.synthesize(sentence.text, seed=seed, max_steps=max_steps, split=False)
     synth_ms = (time.perf_counter() - t0) * 1000
-    wav_path = out / "wavs" / system.name / f"{sentence.id}.wav"
+    stem = draw_name(sentence.id, draw)
+    wav_path = out / "wavs" / system.name / f"{stem}.wav"
     result.save(wav_path)
     align, tokens = result.alignments[0], result.tokens[0]
-    png = out / "alignments" / system.name / f"{sentence.id}.png"
+    png = out / "alignments" / system.name / f"{stem}.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     result.plot(png)
     r = cfg.model.reduction_factor
@@ -211,7 +236,7 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
                           e.repeat_tokens, e.incomplete_tail_tokens)
     row: dict[str, Any] = {
         "system": system.name, "id": sentence.id, "category": sentence.category, "text": sentence.text,
-        "normalized": result.normalized[0], "seed": seed + index, "status": "ok",
+        "normalized": result.normalized[0], "seed": seed, "draw": draw, "status": "ok",
         "frames": int(result.mels[0].shape[0]), "seconds": round(result.seconds, 3),
         "synth_ms": round(synth_ms, 1), **m.as_dict(),
         "wav": str(wav_path.relative_to(out)), "alignment_png": str(png.relative_to(out)),
@@ -226,7 +251,7 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
         row["judge_trained_on"] = tools.judge.heard([reference])[0]  # should never be True
         row.update({f"judge_{k}": v for k, v in label_scores(reference, heard, system.language).items()})
     if tools.status.get("asr") == "ok":
-        hyp = tools.asr.transcribe(result.wav, result.sample_rate, seed=seed + index)
+        hyp = tools.asr.transcribe(result.wav, result.sample_rate, seed=seed)
         row["asr_hypothesis"] = hyp
         row.update({k: v for k, v in word_errors(result.normalized[0], hyp).as_dict().items()})
     if tools.status.get("dnsmos") == "ok":
@@ -240,8 +265,10 @@ def _measure(system: System, sentence: TestSentence, index: int, seed: int, out:
     return row
 
 
-def _load_cache(path: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    rows: dict[str, dict[str, Any]] = {}
+def _load_cache(path: Path, key: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Finished readings in a cache file, by (sentence id, draw); rows written before draws
+    existed are draw 0."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
     if not path.is_file():
         return rows
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -250,7 +277,7 @@ def _load_cache(path: Path, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a line cut by an interruption
         if entry.get("key") == key and entry["row"].get("status") == "ok":
-            rows[entry["row"]["id"]] = entry["row"]
+            rows[(entry["row"]["id"], int(entry["row"].get("draw", 0)))] = entry["row"]
     return rows
 
 
@@ -265,6 +292,7 @@ def evaluate_systems(
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
     judge_dir: str | Path | None = None,
+    draws: int = 1,
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Synthesise and measure every sentence with every system.
 
@@ -272,22 +300,27 @@ def evaluate_systems(
         systems: the systems (all of one language).
         sentences: what to read.
         out: output directory (wavs/, alignments/, .cache/).
-        seed: sentence ``i`` uses seed ``seed + i`` in every system.
+        seed: sentence ``i`` uses seed ``seed + i`` in every system (draw ``k``: :func:`draw_seed`).
         eval_cfg: the ``[eval]`` config section (thresholds, ASR noise level).
         metrics: a subset of :data:`METRICS`.
         max_steps: decoder step bound (default: each model's ``max_decoder_steps``).
         strict: raise on the first failing utterance instead of recording it.
         progress: called with 1 after each utterance.
         judge_dir: a judge directory for the intelligibility metrics (default: the shipped judge).
+        draws: readings of each sentence per system (prenet dropout draws), at least 1.
 
     Returns:
-        ``(rows, status)``: one dict per (system, sentence), and each metric's status.
+        ``(rows, status)``: one dict per (system, sentence, draw), and each metric's status.
 
     Many parameters because it is :func:`run_evaluation` after the systems are loaded, with the
     same options.
     """
     if not systems:
         raise ValueError("no systems to evaluate")
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1 (got {draws})")
+    if len(sentences) > DRAW_STRIDE:
+        raise ValueError(f"{len(sentences)} sentences: at most {DRAW_STRIDE} per evaluation")
     languages = {s.language for s in systems}
     if len(languages) > 1:
         raise ValueError(f"systems of different languages cannot share a test set: "
@@ -315,27 +348,39 @@ def evaluate_systems(
         cache_path = out / ".cache" / f"{system.name}.jsonl"
         cached = _load_cache(cache_path, key)
         with cache_path.open("a", encoding="utf-8") as cache:
-            for i, sentence in enumerate(sentences):
-                row = cached.get(sentence.id)
-                if row is not None and row.get("text") != sentence.text:
-                    row = None  # the sentence file changed under this id: measure it again
-                if row is None or not (out / row["wav"]).is_file():
-                    try:
-                        row = _measure(system, sentence, i, seed, out, tools, max_steps)
-                    except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
-                        if strict:
-                            raise RuntimeError(f"{system.name}: {sentence.id} ({sentence.text!r}): {e}") from e
-                        row = {"system": system.name, "id": sentence.id, "category": sentence.category,
-                               "text": sentence.text, "seed": seed + i,
-                               "status": f"error: {type(e).__name__}: {e}"}
-                    cache.write(json.dumps({"key": key, "row": row}, default=_json_default) + "\n")
-                    cache.flush()
-                else:
-                    row = {**row, "reused": True}
-                rows.append(row)
-                if progress:
-                    progress(1)
+            for draw in range(draws):
+                for i, sentence in enumerate(sentences):
+                    row = _reading(system, sentence, draw_seed(seed, i, draw), draw, cached.get((sentence.id, draw)),
+                                   out, tools, max_steps, strict, (cache, key))
+                    rows.append(row)
+                    if progress:
+                        progress(1)
     return rows, status
+
+
+def _reading(system: System, sentence: TestSentence, seed: int, draw: int, row: dict[str, Any] | None,
+             out: Path, tools: _Tools, max_steps: int | None, strict: bool,
+             cache: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
+    """One reading from the cache (``row``) if it is still valid, else measured and written to
+    ``cache`` (the open file, the system's cache key); a failure becomes an error row unless
+    ``strict``."""
+    if row is not None and row.get("text") != sentence.text:
+        row = None  # the sentence file changed under this id: measure it again
+    if row is not None and (out / row["wav"]).is_file():
+        return {**row, "draw": draw, "reused": True}
+    try:
+        row = _measure(system, sentence, seed, draw, out, tools, max_steps)
+    except Exception as e:  # noqa: BLE001 - one bad item must not stop the batch
+        if strict:
+            where = f"{sentence.id} draw {draw}" if draw else sentence.id
+            raise RuntimeError(f"{system.name}: {where} ({sentence.text!r}): {e}") from e
+        row = {"system": system.name, "id": sentence.id, "category": sentence.category,
+               "text": sentence.text, "seed": seed, "draw": draw,
+               "status": f"error: {type(e).__name__}: {e}"}
+    file, key = cache
+    file.write(json.dumps({"key": key, "row": row}, default=_json_default) + "\n")
+    file.flush()
+    return row
 
 
 def _judge_key(judge) -> str | None:
@@ -371,6 +416,7 @@ def run_evaluation(
     progress_factory: Callable[[int], Any] | None = None,
     judge_dir: str | Path | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
+    draws: int = 1,
 ) -> dict[str, Any]:
     """Evaluate trained runs on a test set and write the report (the API behind ``tacokd evaluate``).
 
@@ -393,6 +439,9 @@ def run_evaluation(
         groups: systems that are one recipe trained with different seeds, by group name
             (``{"KD": ["kd-s1", "kd-s2"], "SS": ["ss-s1", "ss-s2"]}``; at least two groups).
             The report then compares the groups with intervals over sentences and seeds.
+        draws: readings of each sentence per system (prenet dropout draws); the comparisons use
+            each sentence's mean over its draws, which takes the draw-to-draw noise out of the
+            per-sentence differences.
 
     Returns:
         The results dictionary also written to ``results.json``.
@@ -442,15 +491,17 @@ def run_evaluation(
         items = items[:limit] if limit else items
     else:
         items = load_sentences(sentences, language, data_dir, limit)
-    total = len(items) * len(systems)
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1 (got {draws})")
+    total = len(items) * len(systems) * draws
     bar = progress_factory(total) if progress_factory else contextlib.nullcontext(None)
     from ..runs import DirectoryLock
 
     with DirectoryLock(out, "evaluate"):
         with bar as b:
             rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
-                                            b.update if b is not None else None, judge_dir)
-        info = {"sentences": sentences, "language": language, "seed": seed, "max_steps": max_steps,
+                                            b.update if b is not None else None, judge_dir, draws)
+        info = {"sentences": sentences, "language": language, "seed": seed, "draws": draws, "max_steps": max_steps,
                 "runs": {n: str(r) for n, r in zip(names, runs)},
                 "models": {s.name: s.model_hash for s in systems}}
         if groups:
