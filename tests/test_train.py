@@ -82,6 +82,22 @@ def test_other_architecture_in_the_same_run_dir_is_refused(data_dir: Path, tmp_p
               steps=4, verbose=0)
 
 
+def test_init_from_a_shipped_model_records_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tf_tacokd.runs import shipped_name
+    from tf_tacokd.train import initial_weights
+
+    lines: list[str] = []
+    assert initial_weights("en_teacher", load_config("voice_en"), tmp_path / "run", lines.append) is not None
+    record = json.loads((tmp_path / "run" / "init.json").read_text())
+    assert record["pretrained"] == "en_teacher" and Path(record["init"]).name == "model.keras"
+    assert Path(record["init"]).is_file() and lines[0].startswith("fine-tuning from en_teacher (")
+    assert shipped_name("en_teacher") == "en_teacher" and shipped_name("xx_teacher") is None
+    # a folder of that name in the working directory is a path, not the shipped model
+    (tmp_path / "en_teacher").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert shipped_name("en_teacher") is None
+
+
 def test_init_fine_tunes_from_a_model_and_resuming_ignores_it(data_dir: Path, tmp_path: Path) -> None:
     from tf_tacokd.runs import load_model
 

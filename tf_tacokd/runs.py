@@ -199,14 +199,23 @@ def model_file(source: str | Path) -> Path:
     path = Path(source)
     if path.is_dir():
         return RunPaths(path).model
-    if not path.exists():
-        from .pretrained import available, pretrained_run
+    name = shipped_name(source)
+    if name is None:
+        return path
+    from .pretrained import pretrained_run
 
-        if str(source) not in available():
-            return path
-        lang, which = str(source).split("_")
-        return RunPaths(pretrained_run(lang, which)).model
-    return path
+    lang, which = name.split("_")
+    return RunPaths(pretrained_run(lang, which)).model
+
+
+def shipped_name(source: str | Path) -> str | None:
+    """``source`` if it names a shipped model (``en_teacher``, ...) rather than a file or
+    folder that exists, else None."""
+    if Path(source).exists():
+        return None
+    from .pretrained import available
+
+    return str(source) if str(source) in available() else None
 
 
 def load_model(source: str | Path):

@@ -438,9 +438,10 @@ def train(
 
 
 def initial_weights(init: str | Path, cfg: Config, run_dir: str | Path, echo: Callable[[str], None]):
-    """The model ``tacokd train --init`` starts from (recorded in ``RUN/init.json``), or None
-    when the run already has checkpoints (resuming: its own weights win)."""
-    from .runs import load_model, model_file
+    """The model ``tacokd train --init`` starts from (recorded in ``RUN/init.json``: its file,
+    and its name when it is a shipped model), or None when the run already has checkpoints
+    (resuming: its own weights win)."""
+    from .runs import load_model, model_file, shipped_name
 
     files = RunPaths(run_dir)
     if tf.train.latest_checkpoint(str(files.checkpoints)) is not None:
@@ -456,9 +457,10 @@ def initial_weights(init: str | Path, cfg: Config, run_dir: str | Path, echo: Ca
                           "use the config the model was trained with")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    source = model_file(init)
-    files.init.write_text(json.dumps({"init": str(source.resolve())}), encoding="utf-8")
-    echo(f"fine-tuning from {source} (fresh optimiser, step 0)")
+    source, name = model_file(init), shipped_name(init)
+    record = {"init": str(source.resolve()), **({"pretrained": name} if name else {})}
+    files.init.write_text(json.dumps(record), encoding="utf-8")
+    echo(f"fine-tuning from {f'{name} ({source})' if name else source} (fresh optimiser, step 0)")
     return model
 
 
