@@ -212,7 +212,7 @@ def test_seed_comparison_with_one_seed_per_group_is_the_paired_comparison() -> N
             for s in ("A", "B") for i in range(30)]
     paired = paired_comparison(rows, "A", "B", samples=300, seed=7)
     seeds = seed_comparison(rows, "a", ["A"], "b", ["B"], samples=300, seed=7)
-    for key in ("attention_errors", "judge_error_rate", "judge_ins_del"):
+    for key in ("attention_errors", "judge_error_rate", "judge_ins_del", "judge_error_pooled"):
         assert seeds[key]["mean_diff"] == pytest.approx(paired[key]["mean_diff"])
         assert seeds[key]["ci95"] == pytest.approx(paired[key]["ci95"])  # the same sentence draws
         assert seeds[key]["seed_pairs"] == pytest.approx([paired[key]["mean_diff"]] * 2)
@@ -246,6 +246,38 @@ def test_draws_are_averaged_per_sentence_before_the_bootstrap() -> None:
     sa = summarize(rows, ["A", "B"])["A"]
     assert sa["utterances"] == n * draws and sa["skips"] == int(err["A"].sum())
     assert sa["judge_ser"] == pytest.approx(val["A"].mean())
+    # the same readings in another order: a tie, although the float means may differ in the last bit
+    same = [_row(s, "v", 0, draw=k, judge_ser=x, judge_syllables=10, judge_syl_ins=0, judge_syl_del=0,
+                 judge_transcript="x") for s, xs in (("A", (0.1, 0.2, 0.3)), ("B", (0.3, 0.2, 0.1)))
+            for k, x in enumerate(xs)]
+    t = paired_comparison(same, "A", "B", samples=10)
+    assert (t["judge_error_rate"]["ties"], t["judge_error_pooled"]["ties"]) == (1, 1)
+
+
+def test_pooled_judge_error_weighs_every_word_once() -> None:
+    """Sentence u0 has 1 syllable, u1..u9 have 20: the per-sentence mean weighs u0 like the
+    others, the pooled rate by its one syllable. Reference: the sums by hand and numpy."""
+    units = [1] + [20] * 9
+    errs_a = [1] + [4] * 9  # A: u0 wrong, 4 of 20 elsewhere
+    errs_b = [0] + [5] * 9  # B: u0 right, 5 of 20 elsewhere
+    rows = [_row(s, f"u{i}", 0, judge_ser=e / u, judge_syllables=u, judge_syl_ins=0, judge_syl_del=0,
+                 judge_transcript="x") for s, errs in (("A", errs_a), ("B", errs_b))
+            for i, (e, u) in enumerate(zip(errs, units))]
+    c = paired_comparison(rows, "A", "B", samples=400, seed=1)
+    per_sentence, pooled = c["judge_error_rate"], c["judge_error_pooled"]
+    assert per_sentence["mean_diff"] == pytest.approx((-1 + 9 * 0.05) / 10)  # B looks better per sentence
+    assert pooled["mean_a"] == pytest.approx(37 / 181) and pooled["mean_b"] == pytest.approx(45 / 181)
+    assert pooled["mean_diff"] == pytest.approx(8 / 181)  # B is worse word for word
+    d, u = np.array(errs_b, float) - np.array(errs_a, float), np.array(units, float)
+    idx = np.random.default_rng(1).integers(0, 10, size=(400, 10))
+    ref = np.quantile(d[idx].sum(axis=1) / u[idx].sum(axis=1), [0.025, 0.975])
+    assert pooled["ci95"] == pytest.approx(list(ref))
+    assert (pooled["wins"], pooled["ties"], pooled["losses"]) == (1, 0, 9)
+    # two seeds of B that agree: the group comparison gives the same pooled difference
+    rows += [{**r, "system": "B2"} for r in rows if r["system"] == "B"]
+    g = seed_comparison(rows, "a", ["A"], "b", ["B", "B2"], samples=400, seed=1)["judge_error_pooled"]
+    assert g["mean_diff"] == pytest.approx(8 / 181) and g["seed_pairs"] == pytest.approx([8 / 181] * 2)
+    assert g["seeds_b"] == pytest.approx({"B": 45 / 181, "B2": 45 / 181})
 
 
 def test_seed_comparison_interval_covers_the_seeds() -> None:

@@ -59,6 +59,17 @@ def judge_error_rate(row: dict) -> float | None:
     return row.get("judge_wer", row.get("judge_ser"))
 
 
+def judge_units(row: dict) -> int | None:
+    """The reference units the judge's error rate counts over (words en, syllables zh)."""
+    return row.get("judge_words", row.get("judge_syllables"))
+
+
+def judge_errors(row: dict) -> float | None:
+    """The judge's errors in one utterance (error rate × reference units)."""
+    rate, units = judge_error_rate(row), judge_units(row)
+    return None if rate is None or units is None else rate * units
+
+
 def _ok(rows: Sequence[dict], system: str) -> list[dict]:
     return [r for r in rows if r["system"] == system and r.get("status") == "ok"]
 
@@ -149,13 +160,21 @@ def summarize(rows: Sequence[dict], systems: Sequence[str]) -> dict[str, dict[st
     return out
 
 
-def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of paired differences."""
+def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, level: float = 0.95,
+                 units: np.ndarray | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences; with ``units`` (one
+    count per sentence, ``diff`` then a difference in errors) of the pooled rate
+    ``sum(diff) / sum(units)`` over resampled sentences (Bisani & Ney 2004, the usual interval
+    for a difference in WER)."""
     diff = np.asarray(diff, np.float64)
     if diff.size == 0:
         return (math.nan, math.nan)
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, diff.size, size=(samples, diff.size))].mean(axis=1)
+    idx = rng.integers(0, diff.size, size=(samples, diff.size))
+    if units is None:
+        means = diff[idx].mean(axis=1)
+    else:
+        means = diff[idx].sum(axis=1) / np.maximum(np.asarray(units, np.float64)[idx].sum(axis=1), 1e-12)
     lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
@@ -163,6 +182,12 @@ def bootstrap_ci(diff: np.ndarray, samples: int, seed: int, level: float = 0.95)
 def _asr_insdel(row: dict) -> int | None:
     return (row["insertions"] + row["deletions"]) if "insertions" in row else None
 
+
+#: pooled measures compared between systems: name -> (count in a row, units it is pooled over);
+#: the difference is sum(count B - count A) / sum(units) over the sentences, as WER is pooled
+POOLED: dict[str, tuple[Callable[[dict], float | None], Callable[[dict], float | None]]] = {
+    "judge_error_pooled": (judge_errors, judge_units),
+}
 
 #: per-utterance measures compared between systems: name -> (value of a row, or None when the
 #: metric was not computed; whether higher is better)
@@ -183,12 +208,16 @@ def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000,
     finished. Errors (attention skips + repeats + incomplete, the judge's insertions + deletions and
     its error rate, ASR insertions + deletions): fewer is a win for ``b``. DNSMOS OVRL: higher by more than ``mos_tie`` is a win. Each comes with the
     mean paired difference ``b - a`` and its bootstrap 95% confidence interval.
+    ``judge_error_pooled`` is the judge's error rate pooled over the reference units, as the
+    summary reports it (every word counts once, so a one-syllable sentence weighs less than a
+    long one): ``mean_a``/``mean_b`` the pooled rates, ``mean_diff`` their difference, the
+    interval resampling sentences (:func:`bootstrap_ci` with ``units``).
     """
     ra, rb = _by_sentence(rows, a), _by_sentence(rows, b)
     common = [i for i in ra if i in rb]
     out: dict[str, Any] = {"a": a, "b": b, "utterances": len(common)}
     for name, (value, higher_better) in COMPARED.items():
-        tie = mos_tie if name == "dnsmos_ovrl" else 0.0
+        tie = (mos_tie if name == "dnsmos_ovrl" else 0.0) + 1e-9  # means over draws: equal up to rounding is a tie
         pairs = [(sentence_value(value, ra[i]), sentence_value(value, rb[i])) for i in common]
         pairs = [(x, y) for x, y in pairs if x is not None and y is not None]
         if not pairs:
@@ -201,6 +230,19 @@ def paired_comparison(rows: Sequence[dict], a: str, b: str, samples: int = 1000,
                      "losses": int(worse.sum()), "mean_a": float(np.mean([x for x, _ in pairs])),
                      "mean_b": float(np.mean([y for _, y in pairs])), "mean_diff": float(d.mean()),
                      "ci95": [lo, hi]}
+    for name, (count, unit) in POOLED.items():
+        triples = [(sentence_value(count, ra[i]), sentence_value(count, rb[i]), sentence_value(unit, ra[i]))
+                   for i in common]
+        triples = [t for t in triples if None not in t]
+        if not triples:
+            continue
+        ea, eb, u = (np.array(c, np.float64) for c in zip(*triples))
+        d = np.round(eb - ea, 9)  # error counts: equal counts are a tie, not a rounding error
+        lo, hi = bootstrap_ci(d, samples, seed, units=u)
+        total = max(u.sum(), 1e-12)
+        out[name] = {"n": len(triples), "wins": int((d < 0).sum()), "ties": int((d == 0).sum()),
+                     "losses": int((d > 0).sum()), "mean_a": float(ea.sum() / total),
+                     "mean_b": float(eb.sum() / total), "mean_diff": float(d.sum() / total), "ci95": [lo, hi]}
     return out
 
 
@@ -232,28 +274,46 @@ def seed_comparison(rows: Sequence[dict], a: str, a_systems: Sequence[str], b: s
     by_system = {name: _by_sentence(rows, name) for name in [*a_systems, *b_systems]}
     ids = [i for i in by_system[a_systems[0]] if all(i in by_system[n] for n in by_system)]
     out: dict[str, Any] = {"a": a, "b": b, "a_systems": list(a_systems), "b_systems": list(b_systems)}
-    for name, (value, _) in COMPARED.items():
+    measures = [(name, value, None) for name, (value, _) in COMPARED.items()]
+    measures += [(name, count, unit) for name, (count, unit) in POOLED.items()]
+    for name, value, unit in measures:
         table = {n: [sentence_value(value, by_system[n][i]) for i in ids] for n in by_system}
+        if unit is not None:  # pooled: the units a sentence's counts are pooled over
+            table[""] = [sentence_value(unit, by_system[a_systems[0]][i]) for i in ids]
         keep = [k for k in range(len(ids)) if all(table[n][k] is not None for n in table)]
         if not keep:
             continue
         A = np.array([[table[n][k] for n in a_systems] for k in keep], np.float64)
         B = np.array([[table[n][k] for n in b_systems] for k in keep], np.float64)
-        rng = np.random.default_rng(seed)
-        s_idx = rng.integers(0, len(keep), size=(samples, len(keep)))  # drawn first: see bootstrap_ci
-        ia = rng.integers(0, A.shape[1], size=(samples, 1, A.shape[1]))
-        ib = rng.integers(0, B.shape[1], size=(samples, 1, B.shape[1]))
-        s3 = s_idx[:, :, None]
-        means = (B[s3, ib].mean(axis=2) - A[s3, ia].mean(axis=2)).mean(axis=1)
-        lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-        pair_diffs = [float(B[:, j].mean() - A[:, i].mean()) for i in range(A.shape[1]) for j in range(B.shape[1])]
-        out[name] = {"n": len(keep), "mean_a": float(A.mean()), "mean_b": float(B.mean()),
-                     "mean_diff": float(B.mean(axis=1).mean() - A.mean(axis=1).mean()),
-                     "ci95": [float(lo), float(hi)],
-                     "seeds_a": {n: float(A[:, i].mean()) for i, n in enumerate(a_systems)},
-                     "seeds_b": {n: float(B[:, j].mean()) for j, n in enumerate(b_systems)},
-                     "seed_pairs": [min(pair_diffs), max(pair_diffs)]}
+        U = np.array([table[""][k] for k in keep], np.float64) if unit is not None else None
+        out[name] = _seed_groups_difference(A, B, a_systems, b_systems, samples, seed, level, U)
     return out
+
+
+def _seed_groups_difference(A: np.ndarray, B: np.ndarray, a_systems: Sequence[str], b_systems: Sequence[str],
+                            samples: int, seed: int, level: float, U: np.ndarray | None) -> dict[str, Any]:
+    """:func:`seed_comparison` of one measure: ``A[s, i]``, ``B[s, j]`` per sentence and seed;
+    with ``U`` (units per sentence) every mean over sentences is pooled (sum / sum of units)."""
+    def over_sentences(x: np.ndarray, s_idx: np.ndarray | None = None) -> np.ndarray:
+        if U is None:
+            return x.mean(axis=-1)
+        return x.sum(axis=-1) / max(U.sum(), 1e-12) if s_idx is None else x.sum(axis=-1) / U[s_idx].sum(axis=-1)
+
+    rng = np.random.default_rng(seed)
+    s_idx = rng.integers(0, A.shape[0], size=(samples, A.shape[0]))  # drawn first: see bootstrap_ci
+    ia = rng.integers(0, A.shape[1], size=(samples, 1, A.shape[1]))
+    ib = rng.integers(0, B.shape[1], size=(samples, 1, B.shape[1]))
+    s3 = s_idx[:, :, None]
+    means = over_sentences(B[s3, ib].mean(axis=2) - A[s3, ia].mean(axis=2), s_idx)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    pair_diffs = [float(over_sentences(B[:, j] - A[:, i])) for i in range(A.shape[1]) for j in range(B.shape[1])]
+    mean = (lambda x: float(x.mean())) if U is None else (lambda x: float(over_sentences(x.mean(axis=1))))
+    return {"n": A.shape[0], "mean_a": mean(A), "mean_b": mean(B),
+            "mean_diff": float(over_sentences(B.mean(axis=1) - A.mean(axis=1))),
+            "ci95": [float(lo), float(hi)],
+            "seeds_a": {n: float(over_sentences(A[:, i])) for i, n in enumerate(a_systems)},
+            "seeds_b": {n: float(over_sentences(B[:, j])) for j, n in enumerate(b_systems)},
+            "seed_pairs": [min(pair_diffs), max(pair_diffs)]}
 
 
 def _fmt(v: Any, kind: str = "f") -> str:
@@ -486,6 +546,7 @@ def _category_section(summary: dict[str, Any], systems: Sequence[str]) -> list[s
 def _measure_labels(lang: str) -> dict[str, str]:
     return {"attention_errors": "attention errors", "judge_ins_del": "judge ins+del",
             "judge_error_rate": "judge WER" if lang == "en" else "judge tone-syllable error",
+            "judge_error_pooled": "judge WER, pooled" if lang == "en" else "judge tone-syllable error, pooled",
             "asr_ins_del": "ASR ins+del", "dnsmos_ovrl": "DNSMOS OVRL"}
 
 
@@ -506,7 +567,10 @@ def _comparison_section(comparisons: Sequence[dict], lang: str, samples: int, dr
         lines.append(f"| {c['b']} vs {c['a']} | {label} | {v['n']} | {v['wins']} | {v['ties']} | "
                      f"{v['losses']} | {v['mean_a']:.3f} | {v['mean_b']:.3f} | "
                      f"{v['mean_diff']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] |")
-    return lines + ["", f"Confidence intervals: percentile bootstrap over sentences ({samples} resamples). "
+    return lines + ["", "Per-sentence measures compare sentence means, so a one-word sentence weighs as much as a "
+                    "long one; the *pooled* row compares the error rates as the tables above pool them (every "
+                    "word or syllable counts once), its interval resampling sentences (Bisani & Ney 2004).",
+                    "", f"Confidence intervals: percentile bootstrap over sentences ({samples} resamples). "
                     "An interval that excludes 0 is a difference this test set resolves.", ""]
 
 
