@@ -65,6 +65,11 @@ def test_experiment_trains_each_seed_evaluates_by_recipe_and_resumes(teacher: Pa
     assert again.exit_code == 0, again.output
     assert again.output.count(": finished (") == 2  # nothing trained again
     assert {n: RunPaths(out / "runs" / n).model.stat().st_mtime_ns for n in names} == stamps
+    more = CliRunner().invoke(main, args + ["--draws", "2"])  # evaluated again, with two readings
+    assert more.exit_code == 0, more.output
+    res = json.loads((out / "eval" / "hard" / "results.json").read_text())
+    assert res["info"]["draws"] == 2 and res["systems"]["ss-s1"]["utterances"] == 4
+    assert {n: RunPaths(out / "runs" / n).model.stat().st_mtime_ns for n in names} == stamps
 
     other = CliRunner().invoke(main, [a if a != "2" else "3" for a in args[:10]] + args[10:])
     assert other.exit_code != 0 and "holds another experiment (steps: 2 there, 3 now)" in other.output

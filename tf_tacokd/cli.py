@@ -449,13 +449,17 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
               help="The out-of-domain test set: builtin-hard or a sentence file (as tacokd evaluate --sentences).")
 @click.option("--indomain", "indomain_limit", type=click.IntRange(min=1, max=INT32_MAX), default=50,
               show_default=True, help="In-domain test sentences to evaluate.")
+@click.option("--draws", type=click.IntRange(min=1, max=100), default=1, show_default=True,
+              help="Readings of each test sentence per system (as tacokd evaluate --draws); not part of "
+                   "the plan, so a finished experiment can be evaluated again with more.")
 @click.option("--metrics", default="attention,intelligibility,dnsmos", show_default=True,
               help="Evaluation metrics, comma-separated (mcd is added in domain).")
 @click.option("--no-eval", is_flag=True, help="Train only; evaluate later with the same command.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, steps: int, seeds: str,
                    recipes: str, tuned_lambda: float | None, tune_trials: int, tune_steps: int,
-                   hard: str, indomain_limit: int, metrics: str, no_eval: bool, overrides: tuple[str, ...]) -> None:
+                   hard: str, indomain_limit: int, draws: int, metrics: str, no_eval: bool,
+                   overrides: tuple[str, ...]) -> None:
     """The paper's experiment from one teacher snapshot, with training seeds.
 
     KD, SS and FR-ft (and optionally KD-tuned and TF-ft) each train --steps from the
@@ -487,7 +491,7 @@ def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, ste
             result = run_experiment(cfg, data, teacher, out, steps=steps, seeds=seed_list, recipes=recipe_list,
                                     tuned_lambda=tuned_lambda, tune_trials=tune_trials, tune_steps=tune_steps,
                                     evaluate=not no_eval, hard=hard, indomain_limit=indomain_limit, metrics=metric_list,
-                                    echo=click.echo)
+                                    echo=click.echo, draws=draws)
     except (ExperimentError, ConfigError, TrainingDiverged, DirectoryBusy, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     for name, status in result.status.items():

@@ -199,6 +199,7 @@ def run_experiment(
     indomain_limit: int = 50,
     metrics: Sequence[str] = ("attention", "intelligibility", "dnsmos"),
     echo: Callable[[str], None] = print,
+    draws: int = 1,
 ) -> ExperimentResult:
     """Train every system of the experiment (resuming) and evaluate them on both test sets.
 
@@ -219,6 +220,7 @@ def run_experiment(
         indomain_limit: in-domain test sentences (MCD is added to ``metrics`` there).
         metrics: evaluation metrics (:data:`tf_tacokd.evaluate.runner.METRICS`).
         echo: where progress lines go.
+        draws: readings of each test sentence per system (``tacokd evaluate --draws``).
 
     Returns:
         Each system's status; an interrupted system (SIGINT/SIGTERM) stops the experiment,
@@ -268,12 +270,12 @@ def run_experiment(
         result.tuned_lambda = lam
         done = [s for s in systems if result.status[s.name] == "finished"]
         if evaluate and done:
-            result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo)
+            result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo, draws)
         return result
 
 
 def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], data: Path, hard: str, indomain_limit: int,
-              metrics: list[str], echo: Callable[[str], None]) -> dict[str, Path]:
+              metrics: list[str], echo: Callable[[str], None], draws: int = 1) -> dict[str, Path]:
     """Both test sets, every finished system and the teacher, compared by recipe over seeds.
     Evaluation caches per utterance (``tacokd evaluate`` resumes), so a re-run is cheap."""
     from .evaluate.runner import run_evaluation
@@ -289,7 +291,7 @@ def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], dat
         dest = files.eval(label)
         echo(f"evaluating {len(runs)} systems on {sentences} -> {dest}")
         run_evaluation(runs, dest, names=names, sentences=sentences, metrics=metrics + extra, limit=limit,
-                       data_dir=data, groups=groups if len(groups) >= 2 else None)
+                       data_dir=data, groups=groups if len(groups) >= 2 else None, draws=draws)
         reports[label] = dest
     return reports
 
