@@ -23,6 +23,15 @@ when teacher-forced, point at the text side (letter-to-sound not generalised); e
 for all words point at the acoustics (exposure bias)::
 
     python bench/forcing_gap.py --run /work/long/teacher_en --out gap_en --words 12000
+
+``--sentences SET --model FILE`` asks the same question of a test set without recordings
+(``builtin-hard`` or a sentence file): espeak-ng's rendering of each sentence (the natural
+voice of the built-in corpora) is the natural mel, and the table is by category. Where the
+teacher-forced error is as high as the free-running one, the errors are not exposure bias, and
+a student trained to decode freely (KD, SS) has nothing to recover there::
+
+    python bench/forcing_gap.py --run /work/long/teacher_en --out gap_hard_en \
+        --sentences builtin-hard --model /work/long/teacher_en/snapshots/model-0012000.keras
 """
 
 from __future__ import annotations
@@ -74,6 +83,64 @@ def score_snapshot(model_path: Path, run: Path, n_batches: int) -> dict:
         utterances += rows
     return {"utterances": utterances} | {name: {"error": t["errors"] / max(t["units"], 1), "units": t["units"], "rho": float(np.mean(t["rho"]))}
             for name, t in totals.items()}
+
+
+def score_sentences(model_path: Path, run: Path, spec: str, out: Path, n_iter: int = 32) -> list[dict]:
+    """Judge error of each sentence of ``spec`` rendered three ways (natural = espeak-ng's
+    recording, teacher-forced, free running for the natural number of frames)."""
+    import dataclasses
+
+    import tensorflow as tf
+
+    from tf_tacokd.audio import load_audio, log_mel, mel_to_audio
+    from tf_tacokd.data.dataset import load_manifest
+    from tf_tacokd.evaluate.runner import render_references
+    from tf_tacokd.evaluate.testsets import load_sentences
+    from tf_tacokd.judge import Judge
+    from tf_tacokd.runs import load_model, load_run
+    from tf_tacokd.text import TextFrontEnd
+
+    cfg = load_run(run).config
+    lang, r = cfg.text.language, cfg.model.reduction_factor
+    stats = load_manifest(load_run(run).data["data_dir"]).mel_stats if cfg.audio.normalize_mel else None
+    unbounded = dataclasses.replace(cfg.audio, min_duration=0.0, max_duration=float("inf"))
+    items = render_references(load_sentences(spec, lang), lang, out)
+    fe, model, judge = TextFrontEnd.from_config(cfg.text), load_model(model_path), Judge.shipped(lang)
+    unit, rate = ("words", "wer") if lang == "en" else ("syllables", "ser")
+    rows = []
+    for i, s in enumerate(items):
+        if s.audio is None:
+            continue
+        p = fe.process(s.text)
+        mel = log_mel(load_audio(s.audio, unbounded), cfg.audio)
+        mel = mel[: mel.shape[0] - mel.shape[0] % r]
+        natural = stats.normalize(mel) if stats else mel
+        ids, m = tf.constant([p.ids], tf.int32), tf.constant(natural[None], tf.float32)
+        seed = tf.constant([0, i], tf.int32)
+        outs = {"natural": natural, "teacher_forced": model.run(ids, m, 1.0, seed)["mel"][0].numpy(),
+                "free_running": model.run(ids, m, 0.0, seed)["mel"][0].numpy()}
+        row = {"id": s.id, "category": s.category, "text": s.text}
+        for name, x in outs.items():
+            score = judge.score(mel_to_audio(x, cfg.audio, stats, n_iter=n_iter), cfg.audio.sample_rate,
+                                p.normalized)
+            row[name] = {"errors": score[rate] * score[unit], "units": score[unit], "transcript": score["transcript"]}
+        rows.append(row)
+        print(f"{s.id}: " + ", ".join(f"{k} {v['errors']:.0f}/{v['units']}" for k, v in row.items()
+                                      if isinstance(v, dict)), flush=True)
+    return rows
+
+
+def sentences_table(rows: list[dict]) -> list[str]:
+    """Markdown rows: per category and overall, pooled judge error % of the three renderings."""
+    kinds = ("natural", "teacher_forced", "free_running")
+    cats = sorted({r["category"] for r in rows}) + ["all"]
+    out = ["| category | sentences | units | natural % | teacher-forced % | free running % |", "|---|---|---|---|---|---|"]
+    for c in cats:
+        rs = [r for r in rows if c in ("all", r["category"])]
+        units = sum(r["natural"]["units"] for r in rs)
+        cells = [f"{100 * sum(r[k]['errors'] for r in rs) / max(units, 1):.1f}" for k in kinds]
+        out.append(f"| {c} | {len(rs)} | {units} | " + " | ".join(cells) + " |")
+    return out
 
 
 #: training occurrences of a word -> bin label
@@ -146,8 +213,19 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=4, help="validation batches of 16")
     p.add_argument("--words", type=int, default=None, metavar="STEP",
                    help="also: that snapshot's word errors by how often each word occurs in training")
+    p.add_argument("--sentences", default=None, metavar="SET",
+                   help="a test set without recordings (builtin-hard or a sentence file), read by --model")
+    p.add_argument("--model", type=Path, default=None, help="the .keras file --sentences is read with")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.sentences is not None:
+        if args.model is None or not args.model.is_file():
+            p.error("--sentences needs --model FILE (a .keras file of --run)")
+        rows = score_sentences(args.model, args.run, args.sentences, args.out)
+        (args.out / "sentences.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+        print(f"\n{args.model}: judge error % (pooled) on {args.sentences}, natural = espeak-ng's rendering\n")
+        print("\n".join(sentences_table(rows)))
+        return
     cache_path = args.out / "gap.json"
     cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
     snaps = sorted((args.run / "snapshots").glob("model-*.keras"))
