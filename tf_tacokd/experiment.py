@@ -277,7 +277,10 @@ def run_experiment(
 def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], data: Path, hard: str, indomain_limit: int,
               metrics: list[str], echo: Callable[[str], None], draws: int = 1) -> dict[str, Path]:
     """Both test sets, every finished system and the teacher, compared by recipe over seeds.
-    Evaluation caches per utterance (``tacokd evaluate`` resumes), so a re-run is cheap."""
+    Evaluation caches per utterance (``tacokd evaluate`` resumes), so a re-run is cheap.
+
+    Many parameters because they are :func:`run_experiment`'s evaluation options.
+    """
     from .evaluate.runner import run_evaluation
 
     runs = [snapshot] + [files.run(s.name) for s in systems]

@@ -363,7 +363,10 @@ def _reading(system: System, sentence: TestSentence, seed: int, draw: int, row: 
              cache: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
     """One reading from the cache (``row``) if it is still valid, else measured and written to
     ``cache`` (the open file, the system's cache key); a failure becomes an error row unless
-    ``strict``."""
+    ``strict``.
+
+    Many parameters because it is one step of :func:`evaluate_systems`' loop and needs its state.
+    """
     if row is not None and row.get("text") != sentence.text:
         row = None  # the sentence file changed under this id: measure it again
     if row is not None and (out / row["wav"]).is_file():
