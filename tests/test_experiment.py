@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from tf_tacokd.cli import main
 from tf_tacokd.config import load_config
 from tf_tacokd.experiment import RECIPES, ExperimentError, plan_systems, run_experiment
-from tf_tacokd.runs import RunPaths, load_model
+from tf_tacokd.runs import DirectoryLock, RunPaths, load_model
 from tf_tacokd.train import TrainResult, TrainingDiverged
 
 from .conftest import tiny_runs
@@ -145,12 +146,52 @@ def test_a_diverged_system_is_reported_and_the_others_go_on(teacher: Path, tmp_p
     assert result.interrupted and result.reports == {}
 
 
+def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.experiment as experiment
+
+    trained, evaluated, lines = [], [], []
+
+    def fake(system, cfg, data, snapshot, run, steps, lam, echo):
+        trained.append(system.name)
+        with DirectoryLock(run, "train"):  # as training does
+            RunPaths(run).state.write_text(json.dumps({"status": "finished", "step": steps}))
+            RunPaths(run).model.write_bytes(b"")
+        return TrainResult(run, steps, "finished", 0.1, [])
+
+    monkeypatch.setattr(experiment, "_train_system", fake)
+    monkeypatch.setattr(experiment, "_evaluate", lambda files, snapshot, systems, *a, **kw:
+                        evaluated.append([s.name for s in systems]) or {})
+    cfg = load_config(RunPaths(teacher).config)
+    out = tmp_path / "exp"
+
+    def go(**kw):
+        return run_experiment(cfg, teacher.parent / "data", teacher, out, steps=4, seeds=[1, 2], recipes=["KD", "SS"],
+                              echo=lines.append, **kw)
+
+    with DirectoryLock(out, "experiment"):  # another process runs the whole plan
+        result = go(only=["ss-s2"])
+    assert trained == ["ss-s2"] and evaluated == []
+    assert result.status == {"kd-s1": "pending", "ss-s1": "pending", "kd-s2": "pending", "ss-s2": "finished"}
+    with DirectoryLock(out / "runs" / "kd-s2", "train"):  # another process trains kd-s2
+        result = go()
+    assert trained == ["ss-s2", "kd-s1", "ss-s1"] and evaluated == []
+    assert result.status["kd-s2"] == f"busy (process {os.getpid()})" and result.status["ss-s2"] == "finished"
+    assert "not evaluated yet: kd-s2 still training elsewhere; run the same command again then" in lines
+    result = go()
+    assert trained[-1] == "kd-s2" and evaluated == [["kd-s1", "ss-s1", "kd-s2", "ss-s2"]]
+    with pytest.raises(ExperimentError, match="--only kd-s3: not a system of this experiment; "
+                                              "its systems are kd-s1, ss-s1, kd-s2, ss-s2"):
+        go(only=["kd-s3", "kd-s1"])
+
+
 def test_bad_options_are_named_before_any_work(teacher: Path, tmp_path: Path) -> None:
     base = ["experiment", "--teacher", str(teacher), "--data", str(teacher.parent / "data"), "--out", str(tmp_path / "x")]
     r = CliRunner().invoke(main, base + ["--seeds", "1,two"])
     assert r.exit_code != 0 and "'1,two': expected integers separated by commas" in r.output
     r = CliRunner().invoke(main, base + ["--systems", "KD,FR"])
     assert r.exit_code != 0 and "unknown recipe(s) ['FR']: choose from KD, SS, FR-ft, KD-tuned, TF-ft" in r.output
+    r = CliRunner().invoke(main, base + ["--only", "ss-s7"])
+    assert r.exit_code != 0 and "--only ss-s7: not a system of this experiment; its systems are kd-s1, ss-s1" in r.output
     r = CliRunner().invoke(main, base + ["--metrics", "attention,wer"])
     assert r.exit_code != 0 and "unknown metric(s) ['wer']" in r.output
     r = CliRunner().invoke(main, ["experiment", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "y")])

@@ -24,6 +24,11 @@ spans sessions. A system that diverges is reported and the others go on.
 ``OUT/experiment.json`` records the plan; running into the same ``OUT`` with another plan is
 refused. :class:`ExperimentPaths` names the folder's files.
 
+Systems can also train side by side: a second process given the same plan and ``only``
+(``tacokd experiment … --only ss-s1234``) trains just those systems, without the experiment's
+lock; the process that runs the whole plan skips a system another process is training and
+evaluates once every system has finished.
+
 Example:
     >>> from tf_tacokd.experiment import plan_systems
     >>> [s.name for s in plan_systems(["KD", "SS"], [1, 1234])]
@@ -32,14 +37,17 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import Config, ConfigError
-from .runs import DirectoryLock, RunPaths, run_and_model, run_status
+from .runs import DirectoryLock, RunPaths, holder, run_and_model, run_status
 
 __all__ = ["RECIPES", "ExperimentPaths", "System", "ExperimentError", "ExperimentResult", "plan_systems", "run_experiment"]
 
@@ -179,7 +187,7 @@ def _check_plan(path: Path, plan: dict[str, Any]) -> dict[str, Any]:
                                   "run the same command to resume it, or give another --out")
         return old
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+    _write_plan(path, plan)
     return plan
 
 
@@ -200,6 +208,7 @@ def run_experiment(
     metrics: Sequence[str] = ("attention", "intelligibility", "dnsmos"),
     echo: Callable[[str], None] = print,
     draws: int = 1,
+    only: Sequence[str] | None = None,
 ) -> ExperimentResult:
     """Train every system of the experiment (resuming) and evaluate them on both test sets.
 
@@ -221,10 +230,13 @@ def run_experiment(
         metrics: evaluation metrics (:data:`tf_tacokd.evaluate.runner.METRICS`).
         echo: where progress lines go.
         draws: readings of each test sentence per system (``tacokd evaluate --draws``).
+        only: train just these systems (names as ``kd-s1``), beside another process running
+            the whole plan; nothing is evaluated.
 
     Returns:
-        Each system's status; an interrupted system (SIGINT/SIGTERM) stops the experiment,
-        and the same call resumes it.
+        Each system's status (``finished``, ``interrupted``, ``pending``: not trained by this
+        call, ``busy (process N)``: another process is training it, ``diverged: …``); an
+        interrupted system (SIGINT/SIGTERM) stops the experiment, and the same call resumes it.
 
     Many parameters because each is a ``tacokd experiment`` option; all but the first four
     have defaults.
@@ -235,12 +247,20 @@ def run_experiment(
     if not snapshot.is_file():
         raise ExperimentError(f"{teacher}: no teacher model ({snapshot} is missing)")
     systems = plan_systems(list(recipes), list(seeds))
+    if only is not None:
+        unknown = sorted(set(only) - {s.name for s in systems})
+        if unknown or not only:
+            raise ExperimentError(f"--only {', '.join(unknown) or '(nothing)'}: not a system of this experiment; "
+                                  f"its systems are {', '.join(s.name for s in systems)}")
     plan = {"teacher": str(snapshot.resolve()), "data": str(data.resolve()), "steps": steps,
             "seeds": list(seeds), "recipes": [s for s in RECIPES if s in recipes],
             "config": cfg.to_dict(), "tuned_lambda": tuned_lambda}
     # evaluation settings are not part of the plan: evaluating again differently is allowed
     plan = json.loads(json.dumps(plan, default=str))  # as it reads back from the plan file
-    with DirectoryLock(files.root, "experiment"):
+    # the whole plan runs under the experiment's lock; systems picked with `only` train beside it
+    # under their own run directories' locks
+    lock = DirectoryLock(files.root, "experiment") if only is None else contextlib.nullcontext()
+    with lock:
         plan = _check_plan(files.plan, plan)
         lam = tuned_lambda if tuned_lambda is not None else plan.get("tuned_lambda")
         result = ExperimentResult({s.name: "pending" for s in systems})
@@ -250,10 +270,18 @@ def run_experiment(
                 result.status[system.name] = "finished"
                 echo(f"[{i}/{len(systems)}] {system.name}: finished ({run})")
                 continue
+            if only is not None and system.name not in only:
+                continue
+            other = holder(run)
+            if other is not None:
+                result.status[system.name] = f"busy (process {other.get('pid', '?')})"
+                echo(f"[{i}/{len(systems)}] {system.name}: process {other.get('pid', '?')} is training it; going on")
+                continue
+            if system.recipe == "KD-tuned" and lam is None:
+                lam = json.loads(files.plan.read_text(encoding="utf-8")).get("tuned_lambda")  # another process's
             if system.recipe == "KD-tuned" and lam is None:
                 lam = _tuned_lambda(cfg, data, snapshot, files.tune, seeds[0], tune_trials, tune_steps, echo)
-                plan["tuned_lambda"] = lam
-                files.plan.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+                _write_plan(files.plan, {**plan, "tuned_lambda": lam})
             echo(f"[{i}/{len(systems)}] {system.name}: training {steps} steps from {snapshot.name} -> {run}")
             from .train import TrainingDiverged
 
@@ -268,10 +296,25 @@ def run_experiment(
                 echo(f"    interrupted at step {trained.step}: run the same command to resume")
                 return result
         result.tuned_lambda = lam
+        waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
+        if only is not None:
+            echo("trained " + ", ".join(only) + "; the command without --only evaluates once every system has finished")
+            return result
+        if waiting:
+            echo(f"not evaluated yet: {', '.join(waiting)} still training elsewhere; run the same command again then")
+            return result
         done = [s for s in systems if result.status[s.name] == "finished"]
         if evaluate and done:
             result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo, draws)
         return result
+
+
+def _write_plan(path: Path, plan: dict[str, Any]) -> None:
+    """Write the plan atomically (a process training beside this one may be reading it)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(json.dumps(plan, indent=1))
+    os.replace(tmp, path)
 
 
 def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], data: Path, hard: str, indomain_limit: int,
