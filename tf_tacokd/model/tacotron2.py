@@ -69,7 +69,7 @@ class Tacotron2(keras.Model):
         self.postnet.build((None, None, n_mels))
         self.built = True
         self.train_settings: TrainConfig | None = None
-        self._infer_fns: dict = {}  # one compiled decoder per (step bound, window)
+        self._infer_fns: dict = {}  # one compiled decoder per (buffer size, window)
         names = ["loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss", "fr_mel_loss",
                  "fr_postnet_loss", "fr_correlation", "teacher_prob"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -138,23 +138,31 @@ class Tacotron2(keras.Model):
         text_ids = inputs["text_ids"] if isinstance(inputs, dict) else inputs
         return self.run(text_ids, mel, teacher_prob=1.0, training=training)
 
+    #: Free-running output buffers are sized in multiples of this many decoder steps and the
+    #: step bound is a tensor, so one compiled decoder serves every bound up to its size.
+    #: Compiling per bound (1) retraced for almost every sentence: on this CPU a trace costs
+    #: about 15x a short sentence's inference (``python bench/infer.py``).
+    infer_bucket: int = 256
+
     def infer(self, text_ids, seed: int = 0, max_steps: int | None = None,
               window: bool | None = None) -> dict[str, np.ndarray]:
-        """Synthesise mels for a batch of id sequences (free running, compiled once).
+        """Synthesise mels for a batch of id sequences (free running, compiled once per
+        buffer size: see :attr:`infer_bucket`).
 
         Returns numpy arrays: ``mel [B, F, n_mels]`` (zero past each ``lengths``),
         ``lengths`` (frames), ``stop_probs [B, steps]``, ``alignments``, ``finished``.
         """
         m = self.settings
         use_window = m.attention_window if window is None else window
-        key = (max_steps or m.max_decoder_steps, use_window)
+        bound = max_steps or m.max_decoder_steps
+        key = (-(-bound // self.infer_bucket) * self.infer_bucket, use_window)
         if key not in self._infer_fns:
             win = (m.window_backward, m.window_forward) if use_window else None
 
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
-                                          tf.TensorSpec([2], tf.int32)])
-            def fn(ids, seed_pair):
-                out = self.run(ids, seed=seed_pair, max_steps=key[0], window=win)
+                                          tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32)])
+            def fn(ids, seed_pair, limit):
+                out = self.run(ids, seed=seed_pair, max_steps=key[0], window=win, step_limit=limit)
                 mask = tf.sequence_mask(out["lengths"], tf.shape(out["mel"])[1], dtype=tf.float32)
                 f32 = lambda x: tf.cast(x, tf.float32)  # noqa: E731  (float16 under mixed precision)
                 return {"mel": f32(out["mel"]) * mask[..., tf.newaxis], "lengths": out["lengths"],
@@ -163,7 +171,7 @@ class Tacotron2(keras.Model):
 
             self._infer_fns[key] = fn
         ids = tf.constant(np.atleast_2d(np.asarray(text_ids, np.int32)))
-        out = self._infer_fns[key](ids, tf.constant([seed, 0], tf.int32))
+        out = self._infer_fns[key](ids, tf.constant([seed, 0], tf.int32), tf.constant(bound, tf.int32))
         return {k: v.numpy() for k, v in out.items()}
 
     # -- training ---------------------------------------------------------------
