@@ -192,3 +192,19 @@ def test_stop_token_ends_inference_after_min_steps() -> None:
     model.decoder.stop_projection.bias.assign([10.0])  # always "stop"
     out = model.infer(make_batch()["text_ids"][:1], seed=0, max_steps=50)
     assert bool(out["finished"][0]) and out["lengths"][0] == max(CFG.model.min_decoder_steps, 1) * R
+
+
+def test_bounds_in_one_bucket_share_a_compiled_decoder_and_match_exact_buffers() -> None:
+    model = new_model()
+    ids = make_batch()["text_ids"][:2]
+    bucketed = {n: model.infer(ids, seed=5, max_steps=n) for n in (7, 9, 13)}
+    assert len(model._infer_fns) == 1  # 7, 9 and 13 steps: one buffer of infer_bucket steps
+    for n, out in bucketed.items():
+        assert out["alignments"].shape[1] == n and np.all(out["lengths"] == n * R)  # untrained: no stop
+    model.infer(ids, seed=5, max_steps=model.infer_bucket + 1)
+    assert len(model._infer_fns) == 2  # past the bucket: a larger buffer
+    model.infer_bucket = 1  # a decoder per bound, buffers sized exactly as before the buckets
+    for n, out in bucketed.items():
+        exact = model.infer(ids, seed=5, max_steps=n)
+        for key in ("mel", "lengths", "stop_probs", "alignments", "finished"):
+            np.testing.assert_array_equal(out[key], exact[key])
