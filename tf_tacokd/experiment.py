@@ -279,9 +279,9 @@ def run_experiment(
                 continue
             if system.recipe == "KD-tuned" and lam is None:
                 lam = json.loads(files.plan.read_text(encoding="utf-8")).get("tuned_lambda")  # another process's
-            if system.recipe == "KD-tuned" and lam is None:
-                lam = _tuned_lambda(cfg, data, snapshot, files.tune, seeds[0], tune_trials, tune_steps, echo)
-                _write_plan(files.plan, {**plan, "tuned_lambda": lam})
+                if lam is None:
+                    lam = _tuned_lambda(cfg, data, snapshot, files.tune, seeds[0], tune_trials, tune_steps, echo)
+                    _write_plan(files.plan, {**plan, "tuned_lambda": lam})
             echo(f"[{i}/{len(systems)}] {system.name}: training {steps} steps from {snapshot.name} -> {run}")
             from .train import TrainingDiverged
 
@@ -296,10 +296,10 @@ def run_experiment(
                 echo(f"    interrupted at step {trained.step}: run the same command to resume")
                 return result
         result.tuned_lambda = lam
-        waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
         if only is not None:
             echo("trained " + ", ".join(only) + "; the command without --only evaluates once every system has finished")
             return result
+        waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
         if waiting:
             echo(f"not evaluated yet: {', '.join(waiting)} still training elsewhere; run the same command again then")
             return result
