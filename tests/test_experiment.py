@@ -32,6 +32,10 @@ def test_plan_runs_every_recipe_per_seed_first_seed_first() -> None:
         plan_systems(["FR"], [1])
     with pytest.raises(ExperimentError, match="must not repeat"):
         plan_systems(["KD"], [1, 1])
+    assert [s.name for s in plan_systems(["KD", "SS", "FR-ft", "KD-tuned"], [1, 1234], ["FR-ft", "KD-tuned"])] == \
+        ["kd-s1", "ss-s1", "fr-ft-s1", "kd-tuned-s1", "kd-s1234", "ss-s1234"]
+    with pytest.raises(ExperimentError, match=r"first-seed-only recipe\(s\) \['SS'\] are not among the systems \['KD'\]"):
+        plan_systems(["KD"], [1, 2], ["SS"])
 
 
 def test_experiment_trains_each_seed_evaluates_by_recipe_and_resumes(teacher: Path, tmp_path: Path) -> None:
@@ -184,6 +188,44 @@ def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, 
         go(only=["kd-s3", "kd-s1"])
 
 
+def test_first_seed_only_recipes_train_once_and_stay_in_the_plan(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.experiment as experiment
+
+    trained, evaluated = [], []
+
+    def fake(system, cfg, data, snapshot, run, steps, lam, echo):
+        trained.append(system.name)
+        run.mkdir(parents=True)
+        RunPaths(run).state.write_text(json.dumps({"status": "finished", "step": steps}))
+        RunPaths(run).model.write_bytes(b"")
+        return TrainResult(run, steps, "finished", 0.1, [])
+
+    monkeypatch.setattr(experiment, "_train_system", fake)
+    monkeypatch.setattr(experiment, "_evaluate", lambda files, snapshot, systems, *a, **kw:
+                        evaluated.append([s.name for s in systems]) or {})
+    cfg = load_config(RunPaths(teacher).config)
+    out = tmp_path / "exp"
+
+    def go(**kw):
+        return run_experiment(cfg, teacher.parent / "data", teacher, out, steps=3, seeds=[1, 2], recipes=["KD", "FR-ft"],
+                              echo=lambda line: None, **kw)
+
+    result = go(first_seed_only=["FR-ft"])
+    assert trained == ["kd-s1", "fr-ft-s1", "kd-s2"] and evaluated == [trained]
+    assert set(result.status) == set(trained)
+    assert json.loads((out / "experiment.json").read_text())["first_seed_only"] == ["FR-ft"]
+    with pytest.raises(ExperimentError, match=r"first_seed_only: \['FR-ft'\] there, \[\] now"):
+        go()  # resuming without the option would train fr-ft-s2: refused
+    plain = tmp_path / "plain"  # a plan written without the option resumes without it
+    run_experiment(cfg, teacher.parent / "data", teacher, plain, steps=3, seeds=[1], recipes=["KD"], echo=lambda line: None)
+    plan = json.loads((plain / "experiment.json").read_text())
+    assert "first_seed_only" not in plan
+    run_experiment(cfg, teacher.parent / "data", teacher, plain, steps=3, seeds=[1], recipes=["KD"], echo=lambda line: None)
+    with pytest.raises(ExperimentError, match=r"first_seed_only: \[\] there, \['KD'\] now"):
+        run_experiment(cfg, teacher.parent / "data", teacher, plain, steps=3, seeds=[1], recipes=["KD"],
+                       echo=lambda line: None, first_seed_only=["KD"])
+
+
 def test_bad_options_are_named_before_any_work(teacher: Path, tmp_path: Path) -> None:
     base = ["experiment", "--teacher", str(teacher), "--data", str(teacher.parent / "data"), "--out", str(tmp_path / "x")]
     r = CliRunner().invoke(main, base + ["--seeds", "1,two"])
@@ -192,6 +234,10 @@ def test_bad_options_are_named_before_any_work(teacher: Path, tmp_path: Path) ->
     assert r.exit_code != 0 and "unknown recipe(s) ['FR']: choose from KD, SS, FR-ft, KD-tuned, TF-ft" in r.output
     r = CliRunner().invoke(main, base + ["--only", "ss-s7"])
     assert r.exit_code != 0 and "--only ss-s7: not a system of this experiment; its systems are kd-s1, ss-s1" in r.output
+    r = CliRunner().invoke(main, base + ["--first-seed-only", "FR"])
+    assert r.exit_code != 0 and "Invalid value for --first-seed-only: unknown recipe(s) ['FR']" in r.output
+    r = CliRunner().invoke(main, base + ["--first-seed-only", "KD-tuned"])
+    assert r.exit_code != 0 and "first-seed-only recipe(s) ['KD-tuned'] are not among the systems" in r.output
     r = CliRunner().invoke(main, base + ["--metrics", "attention,wer"])
     assert r.exit_code != 0 and "unknown metric(s) ['wer']" in r.output
     r = CliRunner().invoke(main, ["experiment", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "y")])

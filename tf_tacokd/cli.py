@@ -439,6 +439,9 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
 @click.option("--systems", "recipes", default="KD,SS,FR-ft", show_default=True,
               help="Recipes, comma-separated: KD, SS, FR-ft (KD with lambda 0), KD-tuned, TF-ft "
                    "(teacher forcing continued).")
+@click.option("--first-seed-only", default="", metavar="RECIPES",
+              help="Recipes (of --systems) trained with the first seed only, e.g. FR-ft,KD-tuned "
+                   "(when the seed spread matters most for KD and SS).")
 @click.option("--tuned-lambda", type=click.FloatRange(min=0.0), default=None,
               help="KD-tuned's lambda  [default: searched with tacokd tune in OUT/tune].")
 @click.option("--tune-trials", type=click.IntRange(min=1, max=INT32_MAX), default=5, show_default=True,
@@ -461,7 +464,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
                    "once every system has finished.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, steps: int, seeds: str,
-                   recipes: str, tuned_lambda: float | None, tune_trials: int, tune_steps: int,
+                   recipes: str, first_seed_only: str, tuned_lambda: float | None, tune_trials: int, tune_steps: int,
                    hard: str, indomain_limit: int, draws: int, metrics: str, no_eval: bool,
                    only: str | None, overrides: tuple[str, ...]) -> None:
     """The paper's experiment from one teacher snapshot, with training seeds.
@@ -492,11 +495,15 @@ def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, ste
     metric_list = _metric_list(metrics)
     try:
         recipe_list = check_recipes(recipes)
+        try:
+            first_list = check_recipes(first_seed_only)
+        except ConfigError as e:
+            raise click.BadParameter(str(e), param_hint="--first-seed-only") from None
         with _stop_signals_save() as caught:
             result = run_experiment(cfg, data, teacher, out, steps=steps, seeds=seed_list, recipes=recipe_list,
                                     tuned_lambda=tuned_lambda, tune_trials=tune_trials, tune_steps=tune_steps,
                                     evaluate=not no_eval, hard=hard, indomain_limit=indomain_limit, metrics=metric_list,
-                                    echo=click.echo, draws=draws,
+                                    echo=click.echo, draws=draws, first_seed_only=first_list,
                                     only=None if only is None else [n.strip() for n in only.split(",") if n.strip()])
     except (ExperimentError, ConfigError, TrainingDiverged, DirectoryBusy, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None

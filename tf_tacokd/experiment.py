@@ -107,22 +107,35 @@ class System:
         return f"{self.recipe.lower()}-s{self.seed}"
 
 
-def plan_systems(recipes: Sequence[str], seeds: Sequence[int]) -> list[System]:
+def plan_systems(recipes: Sequence[str], seeds: Sequence[int], first_seed_only: Sequence[str] = ()) -> list[System]:
     """The systems to train, seed by seed (the first seed's systems come first, so a partial
     experiment is a complete one-seed experiment).
 
+    Args:
+        recipes: a subset of :data:`RECIPES`.
+        seeds: training seeds; every recipe runs once per seed ...
+        first_seed_only: ... except these recipes (of ``recipes``), trained with the first seed only.
+
     Raises:
-        ExperimentError: an unknown recipe, a repeated one, or no seeds.
+        ExperimentError: an unknown recipe, a repeated one, no seeds, or a ``first_seed_only``
+            recipe that is not in ``recipes``.
+
+    Example:
+        >>> [s.name for s in plan_systems(["KD", "FR-ft"], [1, 2], first_seed_only=["FR-ft"])]
+        ['kd-s1', 'fr-ft-s1', 'kd-s2']
     """
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         raise ExperimentError(f"unknown recipe(s) {unknown}: choose from {', '.join(RECIPES)}")
+    stray = [r for r in first_seed_only if r not in recipes]
+    if stray:
+        raise ExperimentError(f"first-seed-only recipe(s) {stray} are not among the systems {list(recipes)}")
     if len(set(recipes)) != len(recipes) or len(set(seeds)) != len(seeds):
         raise ExperimentError(f"recipes and seeds must not repeat (got {list(recipes)}, {list(seeds)})")
     if not recipes or not seeds:
         raise ExperimentError("give at least one recipe and one seed")
     order = [r for r in RECIPES if r in recipes]
-    return [System(r, s) for s in seeds for r in order]
+    return [System(r, s) for i, s in enumerate(seeds) for r in order if i == 0 or r not in first_seed_only]
 
 
 @dataclass
@@ -176,12 +189,17 @@ def _tuned_lambda(cfg: Config, data: Path, snapshot: Path, out: Path, seed: int,
     return float(table[0].lambda_)
 
 
+#: plan keys written only when set, and their value when absent
+_UNSET: dict[str, Any] = {"first_seed_only": []}
+
+
 def _check_plan(path: Path, plan: dict[str, Any]) -> dict[str, Any]:
     """The plan on disk (written now if there is none); a different one is refused."""
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        differ = [f"{k}: {old.get(k)!r} there, {v!r} now" for k, v in plan.items()
-                  if k != "tuned_lambda" and old.get(k) != v]
+        keys = [k for k in dict.fromkeys([*plan, *old]) if k != "tuned_lambda"]
+        differ = [f"{k}: {old.get(k, _UNSET.get(k))!r} there, {plan.get(k, _UNSET.get(k))!r} now" for k in keys
+                  if old.get(k, _UNSET.get(k)) != plan.get(k, _UNSET.get(k))]
         if differ:
             raise ExperimentError(f"{path.parent} holds another experiment ({'; '.join(differ)}); "
                                   "run the same command to resume it, or give another --out")
@@ -209,6 +227,7 @@ def run_experiment(
     echo: Callable[[str], None] = print,
     draws: int = 1,
     only: Sequence[str] | None = None,
+    first_seed_only: Sequence[str] = (),
 ) -> ExperimentResult:
     """Train every system of the experiment (resuming) and evaluate them on both test sets.
 
@@ -219,7 +238,7 @@ def run_experiment(
             its ``snapshots/``, or a run directory).
         out: the experiment's folder (``runs/``, ``tune/``, ``eval/hard``, ``eval/indomain``).
         steps: each system's training steps from the snapshot (equal budgets).
-        seeds: training seeds; every trained recipe runs once per seed.
+        seeds: training seeds; every trained recipe runs once per seed (but ``first_seed_only``).
         recipes: a subset of :data:`RECIPES`.
         tuned_lambda: KD-tuned's lambda; default: searched with ``tacokd tune`` in ``out/tune``.
         tune_trials, tune_steps: that search's size.
@@ -232,6 +251,8 @@ def run_experiment(
         draws: readings of each test sentence per system (``tacokd evaluate --draws``).
         only: train just these systems (names as ``kd-s1``), beside another process running
             the whole plan; nothing is evaluated.
+        first_seed_only: recipes trained with the first seed only (part of the plan), e.g.
+            ``["FR-ft", "KD-tuned"]`` when the seed spread matters most for KD and SS.
 
     Returns:
         Each system's status (``finished``, ``interrupted``, ``pending``: not trained by this
@@ -246,7 +267,7 @@ def run_experiment(
     _, snapshot = run_and_model(teacher)
     if not snapshot.is_file():
         raise ExperimentError(f"{teacher}: no teacher model ({snapshot} is missing)")
-    systems = plan_systems(list(recipes), list(seeds))
+    systems = plan_systems(list(recipes), list(seeds), list(first_seed_only))
     if only is not None:
         unknown = sorted(set(only) - {s.name for s in systems})
         if unknown or not only:
@@ -255,6 +276,8 @@ def run_experiment(
     plan = {"teacher": str(snapshot.resolve()), "data": str(data.resolve()), "steps": steps,
             "seeds": list(seeds), "recipes": [s for s in RECIPES if s in recipes],
             "config": cfg.to_dict(), "tuned_lambda": tuned_lambda}
+    if first_seed_only:  # only when given, so that plans written before the option still match
+        plan["first_seed_only"] = [r for r in RECIPES if r in first_seed_only]
     # evaluation settings are not part of the plan: evaluating again differently is allowed
     plan = json.loads(json.dumps(plan, default=str))  # as it reads back from the plan file
     # the whole plan runs under the experiment's lock; systems picked with `only` train beside it
