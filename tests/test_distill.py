@@ -312,6 +312,35 @@ def test_failed_trials_are_visible_and_all_failing_is_an_error(teacher_run, tmp_
     assert "FAILED" in (tmp_path / "tune" / "trials.csv").read_text()
 
 
+def test_an_interrupted_search_says_so_exits_130_and_resumes(teacher_run, tmp_path: Path, monkeypatch) -> None:
+    from tf_tacokd import tune
+
+    real, calls = tune.LambdaHyperModel.fit, []
+
+    def stopped_in_the_second_trial(self, hp, model, *args, **kwargs):
+        calls.append(hp.values["lambda"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("SIGTERM")  # what the CLI's signal handler raises
+        return real(self, hp, model, *args, **kwargs)
+
+    monkeypatch.setattr(tune.LambdaHyperModel, "fit", stopped_in_the_second_trial)
+    data, teacher = teacher_run
+    args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
+            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune")]
+    for s in SETTINGS:
+        args += ["--set", s]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130, result.output
+    assert "was interrupted (SIGTERM) with 1 of 2 trials finished; run the same command to resume" in result.output
+    assert "Aborted" not in result.output
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    rows = [r.split(",") for r in (tmp_path / "tune" / "trials.csv").read_text().splitlines()[1:]]
+    assert [r[6] for r in rows] == ["COMPLETED", "COMPLETED"]
+    assert sorted(float(r[1]) for r in rows) == pytest.approx(sorted(calls[:2]), rel=1e-5)  # the same trial, again
+    assert calls[2] == calls[1] and len(calls) == 3  # only the interrupted trial trained again
+
+
 def test_tune_refuses_multiworker_with_the_reason(teacher_run, tmp_path: Path) -> None:
     data, teacher = teacher_run
     result = CliRunner().invoke(main, ["tune", "--config", "tiny_en", "--data", str(data), "--teacher",

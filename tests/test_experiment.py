@@ -226,6 +226,23 @@ def test_first_seed_only_recipes_train_once_and_stay_in_the_plan(teacher: Path, 
                        echo=lambda line: None, first_seed_only=["KD"])
 
 
+def test_an_interrupted_lambda_search_stops_the_experiment_resumably(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.experiment as experiment
+    from tf_tacokd.tune import TuneInterrupted
+
+    def stopped(*args, **kwargs):
+        raise TuneInterrupted("the lambda search in tune was interrupted (SIGTERM) with 3 of 5 trials finished")
+
+    monkeypatch.setattr(experiment, "_tuned_lambda", stopped)
+    monkeypatch.setattr(experiment, "_train_system", lambda *a, **kw: pytest.fail("trained without a lambda"))
+    cfg, lines = load_config(RunPaths(teacher).config), []
+    result = run_experiment(cfg, teacher.parent / "data", teacher, tmp_path / "exp", steps=3, seeds=[1],
+                            recipes=["KD-tuned"], echo=lines.append)
+    assert result.status == {"kd-tuned-s1": "interrupted"} and result.interrupted
+    assert "    kd-tuned-s1: the lambda search in tune was interrupted (SIGTERM) with 3 of 5 trials finished" in lines
+    assert json.loads((tmp_path / "exp" / "experiment.json").read_text())["tuned_lambda"] is None
+
+
 def test_bad_options_are_named_before_any_work(teacher: Path, tmp_path: Path) -> None:
     base = ["experiment", "--teacher", str(teacher), "--data", str(teacher.parent / "data"), "--out", str(tmp_path / "x")]
     r = CliRunner().invoke(main, base + ["--seeds", "1,two"])

@@ -411,12 +411,16 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
     loss. Prints the trials (failed ones included, with the error) and writes
     OUT/trials.csv and OUT/trials.png; exits non-zero if every trial failed.
     """
-    from .tune import TuneError, format_table, tune_lambda
+    from .tune import TuneError, TuneInterrupted, format_table, tune_lambda
 
     cfg = _load(config, overrides)
     try:
-        table = tune_lambda(cfg, data, teacher, out, trials=trials, tuner=tuner, steps=steps,
-                            strategy=strategy, echo=click.echo)
+        with _stop_signals_save() as caught:
+            table = tune_lambda(cfg, data, teacher, out, trials=trials, tuner=tuner, steps=steps,
+                                strategy=strategy, echo=click.echo)
+    except TuneInterrupted as e:
+        click.echo(str(e))
+        _exit_if_interrupted("interrupted", caught)
     except (TuneError, FileNotFoundError, ValueError, DirectoryBusy) as e:
         raise click.ClickException(str(e)) from None
     click.echo(format_table(table))

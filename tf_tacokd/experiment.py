@@ -40,12 +40,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .atomic import write_json
 from .config import Config, ConfigError
 from .runs import DirectoryLock, RunPaths, holder, run_and_model, run_status
 
@@ -303,7 +302,14 @@ def run_experiment(
             if system.recipe == "KD-tuned" and lam is None:
                 lam = json.loads(files.plan.read_text(encoding="utf-8")).get("tuned_lambda")  # another process's
                 if lam is None:
-                    lam = _tuned_lambda(cfg, data, snapshot, files.tune, seeds[0], tune_trials, tune_steps, echo)
+                    from .tune import TuneInterrupted
+
+                    try:
+                        lam = _tuned_lambda(cfg, data, snapshot, files.tune, seeds[0], tune_trials, tune_steps, echo)
+                    except TuneInterrupted as e:
+                        result.status[system.name] = "interrupted"
+                        echo(f"    {system.name}: {e}")
+                        return result
                     _write_plan(files.plan, {**plan, "tuned_lambda": lam})
             echo(f"[{i}/{len(systems)}] {system.name}: training {steps} steps from {snapshot.name} -> {run}")
             from .train import TrainingDiverged
@@ -334,10 +340,7 @@ def run_experiment(
 
 def _write_plan(path: Path, plan: dict[str, Any]) -> None:
     """Write the plan atomically (a process training beside this one may be reading it)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(plan, indent=1))
-    os.replace(tmp, path)
+    write_json(path, plan)
 
 
 def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], data: Path, hard: str, indomain_limit: int,

@@ -34,8 +34,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import tempfile
 import time
@@ -45,6 +43,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .atomic import write_bytes, write_json
 from .lite import build_sidecar, load_interpreter, prenet_masks, sidecar_path
 
 __all__ = ["DEFAULT_TEXTS", "ExportError", "ExportResult", "export_tflite", "serving_function"]
@@ -312,12 +311,8 @@ def _require_agreement(rows: list[dict[str, Any]], tolerance: float) -> None:
 def _write(out: Path, model_bytes: bytes, sidecar: dict[str, Any]) -> Path:
     """The model (written whole, then renamed) and its sidecar next to it; the sidecar's path."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".tflite.tmp")
-    tmp_out.write_bytes(model_bytes)
-    os.replace(tmp_out, out)
-    side = sidecar_path(out)
-    side.write_text(json.dumps(sidecar, indent=1, ensure_ascii=False), encoding="utf-8")
-    return side
+    write_bytes(out, model_bytes)
+    return write_json(sidecar_path(out), sidecar, ensure_ascii=False)
 
 
 def export_tflite(

@@ -42,6 +42,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .atomic import atomic_path, write_json
 from .config import Config, ConfigError, TrainConfig, load_config
 from .data.dataset import Manifest, check_compatible, load_manifest, make_dataset
 from .data.seen import INHERITED_KEY, inherited_fingerprints, text_fingerprint
@@ -99,10 +100,8 @@ def save_model(model: Tacotron2, path: str | Path) -> Path:
     path = Path(path)
     clean = Tacotron2.from_config(model.get_config())
     clean.set_weights(model.get_weights())
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".keras")
-    os.close(fd)
-    clean.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # Keras saves only to a name ending in .keras
+        clean.save(tmp)
     return path
 
 
@@ -146,10 +145,7 @@ def restore_intact(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManage
 
 
 def _write_state(run_dir: Path, **state: Any) -> None:
-    path = RunPaths(run_dir).state
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(RunPaths(run_dir).state, state)
 
 
 def _data_description(manifest: Manifest) -> dict[str, Any]:

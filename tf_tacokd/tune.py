@@ -30,13 +30,19 @@ from .distill import Distiller, load_teacher
 from .model import Tacotron2
 from .train import make_strategy
 
-__all__ = ["LambdaHyperModel", "tune_lambda", "Trial", "TuneError", "OBJECTIVE"]
+__all__ = ["LambdaHyperModel", "tune_lambda", "Trial", "TuneError", "TuneInterrupted", "OBJECTIVE"]
 
 OBJECTIVE = "val_fr_mel_loss"
 
 
 class TuneError(RuntimeError):
     """Every trial failed; the table lists why."""
+
+
+class TuneInterrupted(Exception):
+    """The search was stopped (Ctrl-C, SIGTERM) during a trial. Finished trials are kept in
+    keras-tuner's state; the same call resumes, and the interrupted trial starts again (a trial
+    keeps no checkpoint: at most ``steps`` steps are lost)."""
 
 
 @dataclass
@@ -110,6 +116,8 @@ def tune_lambda(
 
     Raises:
         TuneError: every trial failed.
+        TuneInterrupted: a KeyboardInterrupt (SIGINT, or SIGTERM turned into one) during the
+            search; run the same call again to resume.
 
     Many parameters because each is a ``tacokd tune`` option; all but the first three have
     defaults.
@@ -153,7 +161,13 @@ def _tune_locked(cfg: Config, data_dir: str | Path, teacher: str | Path, out: Pa
                           shuffle=False)
     echo(f"searching lambda in [{cfg.distill.tune_lambda_min:g}, {cfg.distill.tune_lambda_max:g}] "
          f"(log-uniform), {trials} trials x {steps} steps, objective {OBJECTIVE}")
-    search.search(train_ds, steps_per_epoch=steps, epochs=1, validation_data=val_ds, verbose=0)
+    try:
+        search.search(train_ds, steps_per_epoch=steps, epochs=1, validation_data=val_ds, verbose=0)
+    except KeyboardInterrupt as e:
+        finished = sum(t.status == "COMPLETED" for t in search.oracle.trials.values())
+        raise TuneInterrupted(f"the lambda search in {out} was interrupted ({e or 'KeyboardInterrupt'}) with "
+                              f"{finished} of {trials} trials finished; run the same command to resume (the "
+                              "interrupted trial starts again)") from None
     table = _table(search, hypermodel)
     _write_csv(out / "trials.csv", table)
     done = [t for t in table if t.status == "COMPLETED" and t.objective is not None]

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Literal
 if TYPE_CHECKING:
     import numpy as np
 
+from ..atomic import atomic_path, write_text
 from ..text import TextFrontEnd
 from ..text.phonemes import ESPEAK_VOICES, EspeakMissingError
 from ..text.mandarin import is_pinyin_syllable
@@ -395,16 +395,14 @@ class CorpusSummary:
 
 
 def _espeak(voice: str, text: str, out: Path, rate: int | None = None, pitch: int | None = None) -> None:
-    tmp = out.with_suffix(".tmp.wav")
     options = (["-s", str(rate)] if rate else []) + (["-p", str(pitch)] if pitch is not None else [])
-    result = subprocess.run(
-        ["espeak-ng", "-v", voice, *options, "-w", str(tmp), "--stdin"],
-        input=text, capture_output=True, text=True, check=False,
-    )
-    if result.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"espeak-ng failed ({result.returncode}): {result.stderr.strip()[:200]}")
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:  # espeak-ng writes a WAV file whatever its name
+        result = subprocess.run(
+            ["espeak-ng", "-v", voice, *options, "-w", str(tmp), "--stdin"],
+            input=text, capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
+            raise RuntimeError(f"espeak-ng failed ({result.returncode}): {result.stderr.strip()[:200]}")
 
 
 def espeak_render(spoken: str, lang: str, rate: int | None = None, pitch: int | None = None) -> tuple["np.ndarray", int]:
@@ -541,10 +539,7 @@ def _write_metadata(lang: str, out: Path, entries: Iterable[tuple[str, str, str,
         for item, raw, spoken, _ in entries:
             lines.append(f"{item}\t{_prosody_marked(raw)}")
             lines.append(f"\t{spoken}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def _prosody_marked(hanzi: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..atomic import atomic_path, write_json
 from ..config import Config, config_from_dict
 from ..text import TextFrontEnd, UnknownCharacterWarning
 from .corpora import Problem, read_corpus
@@ -149,11 +150,9 @@ def _write_shard(result: dict[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     out = Path(result["path"])
-    tmp = out.with_suffix(".tfrecord.tmp")
-    with tf.io.TFRecordWriter(str(tmp)) as writer:
+    with atomic_path(out) as tmp, tf.io.TFRecordWriter(str(tmp)) as writer:
         for example in result["examples"]:
             writer.write(_serialize(*example))
-    os.replace(tmp, out)
     result["summary"]["bytes"], result["summary"]["crc32"] = _file_check(out)
     _write_json(out.with_suffix(".json"), result["summary"])
     return result["summary"]
@@ -187,9 +186,7 @@ def _process_shard(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, data, ensure_ascii=False)
 
 
 def _strict_fail(problem: Problem) -> PreprocessError:

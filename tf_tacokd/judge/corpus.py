@@ -23,10 +23,8 @@ atomically, so an interrupted build resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..data.corpora import corpus_item_id, espeak_render, spoken_text
 from .frontend import judge_features, label_text, labels
 
@@ -295,12 +294,9 @@ def _render_shard(task: dict) -> str:
         kinds.append(it.kind)
         variants.append(variant)
     path = Path(task["path"])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, features=np.concatenate(feats), lengths=np.array([len(f) for f in feats], np.int32),
                  labels=np.array(labels), kinds=np.array(kinds), variants=np.array(variants))
-    os.replace(tmp, path)
     return path.name
 
 
