@@ -16,9 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import inflect
 from unidecode import unidecode
+
+if TYPE_CHECKING:
+    import inflect
 
 __all__ = ["normalize_english", "number_to_words", "year_to_words"]
 
@@ -99,6 +102,10 @@ _DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight
 
 @lru_cache(maxsize=1)
 def _engine() -> inflect.engine:
+    """inflect's engine, imported on first use: importing inflect takes seconds (typeguard
+    instruments it), and text without numbers, plurals or ordinals never needs it."""
+    import inflect
+
     return inflect.engine()
 
 
