@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,35 @@ def test_more_draws_reuse_the_first_and_compare_sentence_means(runs: tuple[Path,
     assert "4 of 12 utterances were reused" in md
     bad = CliRunner().invoke(main, args + ["--draws", "0"])
     assert bad.exit_code != 0 and "--draws" in bad.output
+
+
+def test_workers_fill_the_caches_and_the_report_is_the_same(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("A B C.\nThe cat sat on the mat.\nX Y.\n", encoding="utf-8")
+    common = dict(names=["TF", "FR"], sentences=str(sentences), seed=3, metrics=["attention", "dnsmos"],
+                  max_steps=6, draws=2)
+    serial = run_evaluation(list(runs), tmp_path / "one", **common)
+    parallel = run_evaluation(list(runs), tmp_path / "two", workers=2, **common)
+
+    def close(a, b) -> bool:  # one thread per worker: equal up to float rounding
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+        try:
+            return math.isclose(float(a), float(b), rel_tol=1e-5)
+        except (TypeError, ValueError):
+            return a == b
+
+    def table(folder: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "synth_ms"}  # the wall-clock time of a reading
+                for r in csv.DictReader((folder / "utterances.csv").open())]
+
+    assert len(table(tmp_path / "one")) == 2 * 3 * 2
+    assert all(close(a, b) for a, b in zip(table(tmp_path / "two"), table(tmp_path / "one"), strict=True))
+    assert close(parallel["systems"], serial["systems"])
+    assert "reused" not in (tmp_path / "two" / "report.md").read_text()  # measured by the workers, now
+    assert sorted(p.name for p in (tmp_path / "two" / ".cache").iterdir()) == ["FR.jsonl", "TF.jsonl"]
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        run_evaluation(list(runs), tmp_path / "three", workers=0, **common)
 
 
 def test_indomain_with_natural_audio_gives_mcd(runs: tuple[Path, Path], tmp_path: Path) -> None:

@@ -461,6 +461,8 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
                    "the plan, so a finished experiment can be evaluated again with more.")
 @click.option("--metrics", default="attention,intelligibility,dnsmos", show_default=True,
               help="Evaluation metrics, comma-separated (mcd is added in domain).")
+@click.option("--eval-workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Processes evaluating systems side by side (as tacokd evaluate --workers).")
 @click.option("--no-eval", is_flag=True, help="Train only; evaluate later with the same command.")
 @click.option("--only", default=None, metavar="NAMES",
               help="Train just these systems (comma-separated, as kd-s1234) in this process, beside "
@@ -469,7 +471,7 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, steps: int, seeds: str,
                    recipes: str, first_seed_only: str, tuned_lambda: float | None, tune_trials: int, tune_steps: int,
-                   hard: str, indomain_limit: int, draws: int, metrics: str, no_eval: bool,
+                   hard: str, indomain_limit: int, draws: int, metrics: str, eval_workers: int, no_eval: bool,
                    only: str | None, overrides: tuple[str, ...]) -> None:
     """The paper's experiment from one teacher snapshot, with training seeds.
 
@@ -507,7 +509,7 @@ def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, ste
             result = run_experiment(cfg, data, teacher, out, steps=steps, seeds=seed_list, recipes=recipe_list,
                                     tuned_lambda=tuned_lambda, tune_trials=tune_trials, tune_steps=tune_steps,
                                     evaluate=not no_eval, hard=hard, indomain_limit=indomain_limit, metrics=metric_list,
-                                    echo=click.echo, draws=draws, first_seed_only=first_list,
+                                    echo=click.echo, draws=draws, first_seed_only=first_list, eval_workers=eval_workers,
                                     only=None if only is None else [n.strip() for n in only.split(",") if n.strip()])
     except (ExperimentError, ConfigError, TrainingDiverged, DirectoryBusy, FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
@@ -617,6 +619,9 @@ def runs_options(run_help: str, model_files: bool = False):
 @click.option("--max-steps", type=click.IntRange(min=1, max=INT32_MAX), default=None,
               help="Decoder step bound  [default: model.max_decoder_steps].")
 @click.option("--strict", is_flag=True, help="Stop at the first failing utterance instead of listing it.")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=1, show_default=True,
+              help="Processes evaluating systems side by side, one thread each (one per core); the "
+                   "report is the same as with one.")
 @click.option("--judge", "judge_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Judge directory for the intelligibility metrics  [default: the shipped judge].")
 @click.option("--group", "group_specs", multiple=True, metavar="NAME=SYS,SYS",
@@ -625,7 +630,8 @@ def runs_options(run_help: str, model_files: bool = False):
                    "with intervals over sentences and seeds. Repeat for each group (at least two).")
 def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang: str | None, out: Path,
                  seed: int | None, draws: int, metrics: str, limit: int | None, data_dir: Path | None,
-                 max_steps: int | None, strict: bool, judge_dir: Path | None, group_specs: tuple[str, ...]) -> None:
+                 max_steps: int | None, strict: bool, workers: int, judge_dir: Path | None,
+                 group_specs: tuple[str, ...]) -> None:
     """Synthesise a test set with each run and write a Table-1-style robustness report.
 
     Per utterance: skips, repeats and incomplete synthesis counted from the attention,
@@ -655,7 +661,7 @@ def evaluate_cmd(runs: tuple[Path, ...], names: str | None, sentences: str, lang
             runs, out, names=name_list, sentences=sentences, lang=lang, seed=seed, metrics=metric_list,
             limit=limit, data_dir=data_dir, max_steps=max_steps, strict=strict,
             progress_factory=lambda n: click.progressbar(length=n, label="evaluate"), judge_dir=judge_dir,
-            groups=groups or None, draws=draws)
+            groups=groups or None, draws=draws, workers=workers)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from None
     click.echo((out / "report.md").read_text(encoding="utf-8"))

@@ -227,6 +227,7 @@ def run_experiment(
     draws: int = 1,
     only: Sequence[str] | None = None,
     first_seed_only: Sequence[str] = (),
+    eval_workers: int = 1,
 ) -> ExperimentResult:
     """Train every system of the experiment (resuming) and evaluate them on both test sets.
 
@@ -252,6 +253,7 @@ def run_experiment(
             the whole plan; nothing is evaluated.
         first_seed_only: recipes trained with the first seed only (part of the plan), e.g.
             ``["FR-ft", "KD-tuned"]`` when the seed spread matters most for KD and SS.
+        eval_workers: processes evaluating systems side by side (``tacokd evaluate --workers``).
 
     Returns:
         Each system's status (``finished``, ``interrupted``, ``pending``: not trained by this
@@ -334,7 +336,8 @@ def run_experiment(
             return result
         done = [s for s in systems if result.status[s.name] == "finished"]
         if evaluate and done:
-            result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo, draws)
+            result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo, draws,
+                                       eval_workers)
         return result
 
 
@@ -344,7 +347,7 @@ def _write_plan(path: Path, plan: dict[str, Any]) -> None:
 
 
 def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], data: Path, hard: str, indomain_limit: int,
-              metrics: list[str], echo: Callable[[str], None], draws: int = 1) -> dict[str, Path]:
+              metrics: list[str], echo: Callable[[str], None], draws: int = 1, workers: int = 1) -> dict[str, Path]:
     """Both test sets, every finished system and the teacher, compared by recipe over seeds.
     Evaluation caches per utterance (``tacokd evaluate`` resumes), so a re-run is cheap.
 
@@ -363,7 +366,7 @@ def _evaluate(files: ExperimentPaths, snapshot: Path, systems: list[System], dat
         dest = files.eval(label)
         echo(f"evaluating {len(runs)} systems on {sentences} -> {dest}")
         run_evaluation(runs, dest, names=names, sentences=sentences, metrics=metrics + extra, limit=limit,
-                       data_dir=data, groups=groups if len(groups) >= 2 else None, draws=draws)
+                       data_dir=data, groups=groups if len(groups) >= 2 else None, draws=draws, workers=workers)
         reports[label] = dest
     return reports
 

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import atomic_path
 from .alignment import analyze_alignment
 from .asr import SpeechRecognizer, asr_available, word_errors
 from .quality import dnsmos, dnsmos_available, mcd, mcd_available, speech_structure
@@ -178,9 +180,8 @@ def render_references(sentences: Sequence[TestSentence], lang: str, out: Path) -
             path = folder / f"{s.id}-{digest}.wav"
             if not path.is_file():
                 wav, sr = espeak_render(spoken, lang)
-                tmp = path.with_suffix(".tmp.wav")
-                sf.write(str(tmp), wav, sr)
-                tmp.replace(path)
+                with atomic_path(path) as tmp:
+                    sf.write(str(tmp), wav, sr, format="WAV")
             s = dataclasses.replace(s, audio=path)
         done.append(s)
     return done
@@ -386,6 +387,43 @@ def _reading(system: System, sentence: TestSentence, seed: int, draw: int, row: 
     return row
 
 
+#: thread settings of the evaluation workers (one core each)
+_WORKER_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
+                   "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+
+
+def _in_workers(tasks: list[dict[str, Any]], workers: int):
+    """Run :func:`_evaluate_one` on each task in a pool of spawned processes; yields each
+    system's reading count as it finishes. Leaving early (an error, Ctrl-C) stops the pool;
+    the readings already cached stay."""
+    import multiprocessing as mp
+
+    saved = {k: os.environ.get(k) for k in _WORKER_THREADS}
+    os.environ.update(_WORKER_THREADS)  # inherited by the spawned workers
+    try:
+        # spawn: never fork a process that holds TensorFlow's thread pools; one task per process,
+        # so that no worker accumulates models
+        pool = mp.get_context("spawn").Pool(min(workers, len(tasks)), maxtasksperchild=1)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    with pool:
+        yield from pool.imap_unordered(_evaluate_one, tasks)
+
+
+def _evaluate_one(task: dict[str, Any]) -> tuple[str, list[tuple[str, int]], int]:
+    """Worker: evaluate one system into its cache (``OUT/.cache/<name>.jsonl``); returns its
+    name, the (sentence id, draw) readings it measured (not found in the cache) and its count."""
+    system = System.load(task["name"], task["run"])
+    rows, _ = evaluate_systems([system], task["sentences"], task["out"], task["seed"], task["eval_cfg"],
+                               task["metrics"], task["max_steps"], task["strict"], None, task["judge_dir"],
+                               task["draws"])
+    return system.name, [(r["id"], r["draw"]) for r in rows if not r.get("reused")], len(rows)
+
+
 def _judge_key(judge) -> str | None:
     """A fingerprint of the judge's weights (cached rows are re-scored when it changes)."""
     if judge is None:
@@ -420,6 +458,7 @@ def run_evaluation(
     judge_dir: str | Path | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
     draws: int = 1,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate trained runs on a test set and write the report (the API behind ``tacokd evaluate``).
 
@@ -445,6 +484,10 @@ def run_evaluation(
         draws: readings of each sentence per system (prenet dropout draws); the comparisons use
             each sentence's mean over its draws, which takes the draw-to-draw noise out of the
             per-sentence differences.
+        workers: processes evaluating systems side by side (one system each at a time, one
+            thread each: one per core). They fill the per-system caches; this process then reads
+            them back, so the report is the same as with one worker (up to float rounding: each
+            worker computes with one thread).
 
     Returns:
         The results dictionary also written to ``results.json``.
@@ -496,14 +539,34 @@ def run_evaluation(
         items = load_sentences(sentences, language, data_dir, limit)
     if draws < 1:
         raise ValueError(f"draws must be at least 1 (got {draws})")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1 (got {workers})")
     total = len(items) * len(systems) * draws
     bar = progress_factory(total) if progress_factory else contextlib.nullcontext(None)
     from ..runs import DirectoryLock
 
     with DirectoryLock(out, "evaluate"):
         with bar as b:
+            update = b.update if b is not None else None
+            if workers > 1 and len(systems) > 1:
+                if any(m in metrics for m in ("attention", "mcd")):  # once, before the workers read them
+                    items = render_references(items, language, Path(out))
+                tasks = [dict(name=s.name, run=str(r), sentences=items, out=str(out), seed=seed, eval_cfg=eval_cfg,
+                              metrics=list(metrics), max_steps=max_steps, strict=strict,
+                              judge_dir=None if judge_dir is None else str(judge_dir), draws=draws)
+                         for s, r in zip(systems, runs)]
+                fresh: set[tuple[str, str, int]] = set()
+                for name, measured, n in _in_workers(tasks, workers):
+                    fresh.update((name, i, d) for i, d in measured)
+                    if update:
+                        update(n)
+                update = None  # what follows reads the caches the workers filled
             rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
-                                            b.update if b is not None else None, judge_dir, draws)
+                                            update, judge_dir, draws)
+            if workers > 1 and len(systems) > 1:  # measured now by a worker, not reused from before
+                for row in rows:
+                    if (row["system"], row["id"], row["draw"]) in fresh:
+                        row.pop("reused", None)
         info = {"sentences": sentences, "language": language, "seed": seed, "draws": draws, "max_steps": max_steps,
                 "runs": {n: str(r) for n, r in zip(names, runs)},
                 "models": {s.name: s.model_hash for s in systems}}
