@@ -317,8 +317,9 @@ class Config:
         """Write the resolved config (e.g. into a run directory) and return its path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_toml(), encoding="utf-8")
-        return path
+        from .atomic import write_text
+
+        return write_text(path, self.to_toml())
 
     def hash(self) -> str:
         """A short, stable hash of the resolved values (not of formatting or source)."""

@@ -38,6 +38,7 @@ from typing import Any, Callable
 import keras
 import tensorflow as tf
 
+from .atomic import write_json
 from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
 from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
@@ -342,7 +343,7 @@ def distill(
     if rho is not None:
         record["free_running_correlation"] = round(rho, 4)
         _READINESS[json.dumps(key)] = record["free_running_correlation"]
-    RunPaths(run_dir).teacher.write_text(json.dumps(record), encoding="utf-8")
+    write_json(RunPaths(run_dir).teacher, record, indent=None)
 
     def build(manifest) -> Distiller:
         same_symbols = reads_symbols(teacher, teacher_model.n_symbols, manifest.symbols.symbols)

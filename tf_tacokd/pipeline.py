@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import write_json
 from .config import Config, load_config
 from .data.corpora import ESPEAK_VOICES, EspeakMissingError, check_espeak_voice
 from .runs import RunPaths
@@ -437,7 +438,7 @@ def run_pipeline(
         done[stage.name] = {"summary": summary, "key": keys[stage.name]}
         ctx.done[stage.name] = summary
         results[stage.name] = summary
-        state_path.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
+        write_json(state_path, state, ensure_ascii=False)
     w = workdir.resolve()
     echo(f"\nEverything is in {w}:")
     for what, path in (("wav (TFLite, on-device demo)", w / "demo.wav"),

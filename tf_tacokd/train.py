@@ -178,7 +178,7 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, manifest: Manifest) -> None:
     found = ancestors(run_dir)
     if found:
         description[INHERITED_KEY] = _inherited_texts(files, found, manifest)
-    files.data.write_text(json.dumps(description, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_json(files.data, description, ensure_ascii=False)
 
 
 def _inherited_texts(files: RunPaths, found: dict[str, dict[str, Any] | None], manifest: Manifest) -> str | None:
@@ -455,7 +455,7 @@ def initial_weights(init: str | Path, cfg: Config, run_dir: str | Path, echo: Ca
     run_dir.mkdir(parents=True, exist_ok=True)
     source, name = model_file(init), shipped_name(init)
     record = {"init": str(source.resolve()), **({"pretrained": name} if name else {})}
-    files.init.write_text(json.dumps(record), encoding="utf-8")
+    write_json(files.init, record, indent=None)
     echo(f"fine-tuning from {f'{name} ({source})' if name else source} (fresh optimiser, step 0)")
     return model
 

@@ -24,6 +24,7 @@ from typing import Callable
 import keras
 import keras_tuner as kt
 
+from .atomic import write_json
 from .config import Config
 from .data.dataset import load_manifest, make_dataset
 from .distill import Distiller, load_teacher
@@ -90,7 +91,7 @@ class LambdaHyperModel(kt.HyperModel):
         self.timings[json.dumps(hp.values, sort_keys=True)] = (time.perf_counter() - start,
                                                               int(model.optimizer.iterations.numpy()))
         if self.timings_file is not None:
-            self.timings_file.write_text(json.dumps(self.timings, indent=1))
+            write_json(self.timings_file, self.timings)
         return history
 
 

@@ -20,6 +20,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..atomic import write_text
+
 __all__ = ["COMPARED", "bootstrap_ci", "hardest_figure", "hardest_sentences", "paired_comparison",
            "seed_comparison", "sentence_value", "summarize", "write_report"]
 
@@ -437,7 +439,7 @@ def write_report(out: str | Path, rows: Sequence[dict], systems: Sequence[str], 
     if groups:
         results["seed_comparisons"] = [seed_comparison(rows, a, groups[a], b, groups[b], samples, seed)
                                        for i, a in enumerate(names) for b in names[i + 1:]]
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+    write_text(out / "results.json", json.dumps(results, indent=1, default=str))
     with (out / "utterances.csv").open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
         w.writeheader()

@@ -22,7 +22,6 @@ atomically, so an interrupted build resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import warnings
@@ -34,7 +33,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_json
 from ..data.corpora import corpus_item_id, espeak_render, spoken_text
 from .frontend import judge_features, label_text, labels
 
@@ -319,10 +318,8 @@ def build_corpus(lang: str, out: str | Path, size: int = 12000, val_size: int = 
     if overlap:  # judge_items guarantees this; checked again because it is the judge's contract
         raise AssertionError(f"judge corpus overlaps excluded sentences: {sorted(overlap)[:3]}")
     listing = out / "items.json"
-    listing.write_text(json.dumps({"lang": lang, "seed": seed, "size": size, "val_size": val_size,
-                                   "excluded": len(exclude),
-                                   "items": [it.__dict__ for it in items]}, ensure_ascii=False),
-                       encoding="utf-8")
+    write_json(listing, {"lang": lang, "seed": seed, "size": size, "val_size": val_size, "excluded": len(exclude),
+                         "items": [it.__dict__ for it in items]}, indent=None, ensure_ascii=False)
     splits = {"val": items[:val_size], "train": items[val_size:]}
     tasks = []
     for split, split_items in splits.items():
