@@ -268,13 +268,19 @@ def test_a_teacher_that_read_another_symbol_table_of_the_same_size_is_refused(te
     assert result.exit_code == 1 and "another symbol table" in result.output, result.output
 
 
-def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
+def _tune_args(teacher_run, out: Path, *extra: str) -> list[str]:
+    """``tacokd tune`` with 2 trials x 2 steps of the tiny model into ``out``."""
     data, teacher = teacher_run
     args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
-            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune"), "--strategy", "mirrored",
-            "--set", "distill.tune_lambda_min=0.1", "--set", "distill.tune_lambda_max=10"]
+            "--trials", "2", "--steps", "2", "--out", str(out), *extra]
     for s in SETTINGS:
         args += ["--set", s]
+    return args
+
+
+def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
+    args = _tune_args(teacher_run, tmp_path / "tune", "--strategy", "mirrored",
+                      "--set", "distill.tune_lambda_min=0.1", "--set", "distill.tune_lambda_max=10")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     rows = (tmp_path / "tune" / "trials.csv").read_text().splitlines()
@@ -300,11 +306,7 @@ def test_failed_trials_are_visible_and_all_failing_is_an_error(teacher_run, tmp_
         raise RuntimeError("out of memory (simulated)")
 
     monkeypatch.setattr(tune.LambdaHyperModel, "fit", broken)
-    data, teacher = teacher_run
-    args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
-            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune")]
-    for s in SETTINGS:
-        args += ["--set", s]
+    args = _tune_args(teacher_run, tmp_path / "tune")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "every trial failed" in result.output and "FAILED" in result.output
@@ -324,11 +326,7 @@ def test_an_interrupted_search_says_so_exits_130_and_resumes(teacher_run, tmp_pa
         return real(self, hp, model, *args, **kwargs)
 
     monkeypatch.setattr(tune.LambdaHyperModel, "fit", stopped_in_the_second_trial)
-    data, teacher = teacher_run
-    args = ["tune", "--config", "tiny_en", "--data", str(data), "--teacher", str(teacher),
-            "--trials", "2", "--steps", "2", "--out", str(tmp_path / "tune")]
-    for s in SETTINGS:
-        args += ["--set", s]
+    args = _tune_args(teacher_run, tmp_path / "tune")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 130, result.output
     assert "was interrupted (SIGTERM) with 1 of 2 trials finished; run the same command to resume" in result.output

@@ -150,14 +150,17 @@ def test_a_diverged_system_is_reported_and_the_others_go_on(teacher: Path, tmp_p
     assert result.interrupted and result.reports == {}
 
 
-def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+def _fake_training(monkeypatch) -> tuple[list[str], list[list[str]]]:
+    """Replace training with a finished run written under the run's lock (as training does) and
+    evaluation with a record of who was evaluated; returns (trained names, evaluated lists)."""
     import tf_tacokd.experiment as experiment
 
-    trained, evaluated, lines = [], [], []
+    trained: list[str] = []
+    evaluated: list[list[str]] = []
 
     def fake(system, cfg, data, snapshot, run, steps, lam, echo):
         trained.append(system.name)
-        with DirectoryLock(run, "train"):  # as training does
+        with DirectoryLock(run, "train"):
             RunPaths(run).state.write_text(json.dumps({"status": "finished", "step": steps}))
             RunPaths(run).model.write_bytes(b"")
         return TrainResult(run, steps, "finished", 0.1, [])
@@ -165,6 +168,12 @@ def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, 
     monkeypatch.setattr(experiment, "_train_system", fake)
     monkeypatch.setattr(experiment, "_evaluate", lambda files, snapshot, systems, *a, **kw:
                         evaluated.append([s.name for s in systems]) or {})
+    return trained, evaluated
+
+
+def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    trained, evaluated = _fake_training(monkeypatch)
+    lines: list[str] = []
     cfg = load_config(RunPaths(teacher).config)
     out = tmp_path / "exp"
 
@@ -189,20 +198,7 @@ def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, 
 
 
 def test_first_seed_only_recipes_train_once_and_stay_in_the_plan(teacher: Path, tmp_path: Path, monkeypatch) -> None:
-    import tf_tacokd.experiment as experiment
-
-    trained, evaluated = [], []
-
-    def fake(system, cfg, data, snapshot, run, steps, lam, echo):
-        trained.append(system.name)
-        run.mkdir(parents=True)
-        RunPaths(run).state.write_text(json.dumps({"status": "finished", "step": steps}))
-        RunPaths(run).model.write_bytes(b"")
-        return TrainResult(run, steps, "finished", 0.1, [])
-
-    monkeypatch.setattr(experiment, "_train_system", fake)
-    monkeypatch.setattr(experiment, "_evaluate", lambda files, snapshot, systems, *a, **kw:
-                        evaluated.append([s.name for s in systems]) or {})
+    trained, evaluated = _fake_training(monkeypatch)
     cfg = load_config(RunPaths(teacher).config)
     out = tmp_path / "exp"
 

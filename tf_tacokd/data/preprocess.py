@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import random
 import time
@@ -384,23 +383,11 @@ def _run(tasks: list[dict[str, Any]], workers: int):
         for task in tasks:
             yield _process_shard(task)
         return
-    threads = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})  # inherited by the spawned workers
-    try:
-        # spawn: never fork a process that may hold TensorFlow's thread pools
-        pool = mp.get_context("spawn").Pool(min(workers, len(tasks)))
-    finally:
-        for k, v in threads.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    with pool:
+    from ..workers import single_thread_pool
+
+    with single_thread_pool(min(workers, len(tasks))) as pool:
         for result in pool.imap_unordered(_compute_shard, tasks):
             yield _write_shard(result)
-
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def _manifest(cfg: Config, fe: TextFrontEnd, plan: dict[str, Any], summaries: dict[str, dict[str, Any]],

@@ -28,7 +28,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -387,30 +386,13 @@ def _reading(system: System, sentence: TestSentence, seed: int, draw: int, row: 
     return row
 
 
-#: thread settings of the evaluation workers (one core each)
-_WORKER_THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1",
-                   "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-
-
 def _in_workers(tasks: list[dict[str, Any]], workers: int):
-    """Run :func:`_evaluate_one` on each task in a pool of spawned processes; yields each
-    system's reading count as it finishes. Leaving early (an error, Ctrl-C) stops the pool;
-    the readings already cached stay."""
-    import multiprocessing as mp
+    """Run :func:`_evaluate_one` on each task in worker processes (a fresh one per system, so
+    that none accumulates models); yields each system's result as it finishes. Leaving early
+    (an error, Ctrl-C) stops the workers; the readings already cached stay."""
+    from ..workers import single_thread_pool
 
-    saved = {k: os.environ.get(k) for k in _WORKER_THREADS}
-    os.environ.update(_WORKER_THREADS)  # inherited by the spawned workers
-    try:
-        # spawn: never fork a process that holds TensorFlow's thread pools; one task per process,
-        # so that no worker accumulates models
-        pool = mp.get_context("spawn").Pool(min(workers, len(tasks)), maxtasksperchild=1)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    with pool:
+    with single_thread_pool(min(workers, len(tasks)), maxtasksperchild=1) as pool:
         yield from pool.imap_unordered(_evaluate_one, tasks)
 
 
