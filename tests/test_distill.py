@@ -291,6 +291,8 @@ def test_lambda_search_table_and_csv(teacher_run, tmp_path: Path) -> None:
         assert 0.1 <= float(fields[1]) <= 10 and fields[6] == "COMPLETED" and int(fields[4]) == 2
         assert float(fields[3]) > 0
     assert "best lambda" in result.output
+    said = [line for line in result.output.splitlines() if line.startswith("trial: lambda ")]
+    assert len(said) == 4 and said[0].endswith(", 2 steps ...") and " val_fr_mel_loss " in said[1]  # progress
     assert (tmp_path / "tune" / "trials.png").read_bytes()[:4] == b"\x89PNG"
     # the same command again resumes: nothing retrained, and the table keeps every trial's steps
     again = CliRunner().invoke(main, args)

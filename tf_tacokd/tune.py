@@ -66,9 +66,9 @@ class LambdaHyperModel(kt.HyperModel):
     over [1e-4, 3e-3] if ``distill.tune_learning_rate``)."""
 
     def __init__(self, cfg: Config, teacher: Tacotron2, steps: int,
-                 timings_file: str | Path | None = None) -> None:
+                 timings_file: str | Path | None = None, echo: Callable[[str], None] | None = None) -> None:
         super().__init__(name="kd_lambda")
-        self.cfg, self.teacher, self.steps = cfg, teacher, steps
+        self.cfg, self.teacher, self.steps, self.echo = cfg, teacher, steps, echo
         # seconds and steps per trial, keyed by its hyperparameters; kept in a file so that a
         # resumed search still reports the trials an earlier process ran
         self.timings_file = None if timings_file is None else Path(timings_file)
@@ -86,12 +86,19 @@ class LambdaHyperModel(kt.HyperModel):
         return Distiller.build_from(self.teacher, d, self.cfg.train)
 
     def fit(self, hp, model, *args, **kwargs):
+        """Train one trial (timed); with ``echo``, one line when it starts and one when it ends."""
+        said = ", ".join(f"{k} {v:.4g}" for k, v in hp.values.items())
+        if self.echo:
+            self.echo(f"trial: {said}, {self.steps} steps ...")
         start = time.perf_counter()
         history = model.fit(*args, **kwargs)
-        self.timings[json.dumps(hp.values, sort_keys=True)] = (time.perf_counter() - start,
-                                                              int(model.optimizer.iterations.numpy()))
+        seconds = time.perf_counter() - start
+        self.timings[json.dumps(hp.values, sort_keys=True)] = (seconds, int(model.optimizer.iterations.numpy()))
         if self.timings_file is not None:
             write_json(self.timings_file, self.timings)
+        if self.echo:
+            score = history.history.get(OBJECTIVE, [float("nan")])[-1]
+            self.echo(f"trial: {said}: {OBJECTIVE} {score:.4f} ({seconds:.0f} s)")
         return history
 
 
@@ -140,7 +147,7 @@ def _tune_locked(cfg: Config, data_dir: str | Path, teacher: str | Path, out: Pa
     teacher_model, _ = load_teacher(teacher)
     manifest = load_manifest(data_dir)
     keras.utils.set_random_seed(cfg.train.seed)
-    hypermodel = LambdaHyperModel(cfg, teacher_model, steps, out / "timings.json")
+    hypermodel = LambdaHyperModel(cfg, teacher_model, steps, out / "timings.json", echo=echo)
     objective = kt.Objective(OBJECTIVE, direction="min")
     if strategy == "multiworker":
         raise ValueError("tune cannot run multi-worker: keras-tuner trains with model.fit, which fails "
