@@ -530,7 +530,8 @@ def run_evaluation(
     with DirectoryLock(out, "evaluate"):
         with bar as b:
             update = b.update if b is not None else None
-            if workers > 1 and len(systems) > 1:
+            parallel = workers > 1 and len(systems) > 1
+            if parallel:
                 if any(m in metrics for m in ("attention", "mcd")):  # once, before the workers read them
                     items = render_references(items, language, Path(out))
                 tasks = [dict(name=s.name, run=str(r), sentences=items, out=str(out), seed=seed, eval_cfg=eval_cfg,
@@ -545,7 +546,7 @@ def run_evaluation(
                 update = None  # what follows reads the caches the workers filled
             rows, status = evaluate_systems(systems, items, out, seed, eval_cfg, metrics, max_steps, strict,
                                             update, judge_dir, draws)
-            if workers > 1 and len(systems) > 1:  # measured now by a worker, not reused from before
+            if parallel:  # measured now by a worker, not reused from before
                 for row in rows:
                     if (row["system"], row["id"], row["draw"]) in fresh:
                         row.pop("reused", None)
