@@ -12,8 +12,14 @@ from click.testing import CliRunner
 
 from tf_tacokd.cli import main
 from tf_tacokd.evaluate import run_evaluation
+from tf_tacokd.synthesize import Synthesizer
 
 from .conftest import tiny_runs
+
+
+def _no_model_load(*args, **kwargs):
+    raise AssertionError("a model was loaded")
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
@@ -90,13 +96,18 @@ def test_more_draws_reuse_the_first_and_compare_sentence_means(runs: tuple[Path,
     assert bad.exit_code != 0 and "--draws" in bad.output
 
 
-def test_workers_fill_the_caches_and_the_report_is_the_same(runs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_workers_fill_the_caches_and_the_report_is_the_same(runs: tuple[Path, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     sentences = tmp_path / "s.txt"
     sentences.write_text("A B C.\nThe cat sat on the mat.\nX Y.\n", encoding="utf-8")
     common = dict(names=["TF", "FR"], sentences=str(sentences), seed=3, metrics=["attention", "dnsmos"],
                   max_steps=6, draws=2)
     serial = run_evaluation(list(runs), tmp_path / "one", **common)
-    parallel = run_evaluation(list(runs), tmp_path / "two", workers=2, **common)
+    with monkeypatch.context() as m:  # this process only reads caches: the workers load the models
+        m.setattr(Synthesizer, "from_run", _no_model_load)
+        parallel = run_evaluation(list(runs), tmp_path / "two", workers=2, **common)
+        again = run_evaluation(list(runs), tmp_path / "one", **common)  # all cached: no model needed
+    assert again["systems"] == serial["systems"]
 
     def close(a, b) -> bool:  # one thread per worker: equal up to float rounding
         if isinstance(a, dict):
@@ -163,6 +174,20 @@ def test_bad_arguments_are_clear(runs: tuple[Path, Path], tmp_path: Path) -> Non
     assert r.exit_code != 0 and "system 'A' is in group 'KD' and 'SS'" in r.output
     r = CliRunner().invoke(main, two + ["--group", "KD"])
     assert r.exit_code != 0 and "--group" in r.output and "expected NAME=SYSTEM,SYSTEM" in r.output
+
+
+def test_a_damaged_model_stops_the_evaluation_naming_its_file(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "damaged"
+    shutil.copytree(runs[0], run)
+    model = run / "model.keras"
+    model.write_bytes(model.read_bytes()[:1000])  # cut short, as by a full disk
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("A B C.\n", encoding="utf-8")
+    r = CliRunner().invoke(main, ["evaluate", "--run", str(run), "--sentences", str(sentences), "--max-steps", "4",
+                                  "--metrics", "attention", "--out", str(tmp_path / "eval")])
+    assert r.exit_code != 0 and f"{model}: not a readable .keras model" in r.output  # not an error row per reading
 
 
 def test_indomain_leaves_out_sentences_a_system_was_trained_on(runs: tuple[Path, Path], tmp_path: Path) -> None:

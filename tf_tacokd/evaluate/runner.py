@@ -68,29 +68,32 @@ def draw_name(sentence_id: str, draw: int) -> str:
 
 @dataclass
 class System:
-    """A trained model under evaluation."""
+    """A trained model under evaluation; its model is loaded on first use (``synthesizer``), so
+    a process that only reads cached readings (``run_evaluation`` with workers) never loads it."""
 
     name: str
     run_dir: Path
-    synthesizer: Any  # tf_tacokd.synthesize.Synthesizer
+    model_path: Path
     model_hash: str
+    language: str
     frames_per_token: float | None = None  # the training data's speaking rate (duration ratio)
 
     @classmethod
     def load(cls, name: str, source: str | Path) -> "System":
         """``source``: a run directory (its ``model.keras``) or a ``.keras`` file in a run
         directory or its ``snapshots/`` (read with that run's config and data)."""
-        from ..runs import run_and_model
-        from ..synthesize import Synthesizer
+        from ..runs import load_run, run_and_model
 
         run_dir, model = run_and_model(source)
-        synth = Synthesizer.from_run(run_dir, model)
         digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
-        return cls(name, run_dir, synth, digest, _frames_per_token(run_dir))
+        language = load_run(run_dir).config.text.language
+        return cls(name, run_dir, model, digest, language, _frames_per_token(run_dir))
 
-    @property
-    def language(self) -> str:
-        return self.synthesizer.config.text.language
+    @functools.cached_property
+    def synthesizer(self):  # -> tf_tacokd.synthesize.Synthesizer
+        from ..synthesize import Synthesizer
+
+        return Synthesizer.from_run(self.run_dir, self.model_path)
 
 
 def _frames_per_token(run_dir: Path) -> float | None:
@@ -339,6 +342,7 @@ def evaluate_systems(
     if status.get("asr") == "ok":
         tools.asr = SpeechRecognizer(eval_cfg.asr_noise_dbfs)
     rows: list[dict[str, Any]] = []
+    texts = {s.id: s.text for s in sentences}
     for system in systems:
         key = {"model": system.model_hash, "seed": seed, "max_steps": max_steps,
                "judge": _judge_key(tools.judge),
@@ -346,7 +350,9 @@ def evaluate_systems(
                "eval": {k: getattr(eval_cfg, k) for k in ("skip_threshold", "repeat_tokens",
                                                           "incomplete_tail_tokens", "asr_noise_dbfs")}}
         cache_path = out / ".cache" / f"{system.name}.jsonl"
-        cached = _load_cache(cache_path, key)
+        cached = {k: row for k, row in _load_cache(cache_path, key).items() if _still_valid(row, texts, out)}
+        if any((s.id, d) not in cached for d in range(draws) for s in sentences):
+            system.synthesizer  # noqa: B018 - load now: a bad model stops here, not as an error row per reading
         with cache_path.open("a", encoding="utf-8") as cache:
             for draw in range(draws):
                 for i, sentence in enumerate(sentences):
@@ -358,18 +364,22 @@ def evaluate_systems(
     return rows, status
 
 
+def _still_valid(row: dict[str, Any], texts: Mapping[str, str], out: Path) -> bool:
+    """A cached reading still stands: its sentence (``texts``: text by sentence id) has the same
+    text (a sentence file may have changed under the id) and its wav is still on disk."""
+    return row.get("text") == texts.get(row.get("id")) and "wav" in row and (out / row["wav"]).is_file()
+
+
 def _reading(system: System, sentence: TestSentence, seed: int, draw: int, row: dict[str, Any] | None,
              out: Path, tools: _Tools, max_steps: int | None, strict: bool,
              cache: tuple[Any, dict[str, Any]]) -> dict[str, Any]:
-    """One reading from the cache (``row``) if it is still valid, else measured and written to
+    """One reading from the cache (``row``, checked by :func:`_still_valid`), else measured and written to
     ``cache`` (the open file, the system's cache key); a failure becomes an error row unless
     ``strict``.
 
     Many parameters because it is one step of :func:`evaluate_systems`' loop and needs its state.
     """
-    if row is not None and row.get("text") != sentence.text:
-        row = None  # the sentence file changed under this id: measure it again
-    if row is not None and (out / row["wav"]).is_file():
+    if row is not None:
         return {**row, "draw": draw, "reused": True}
     try:
         row = _measure(system, sentence, seed, draw, out, tools, max_steps)
