@@ -183,18 +183,39 @@ def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, 
 
     with DirectoryLock(out, "experiment"):  # another process runs the whole plan
         result = go(only=["ss-s2"])
-    assert trained == ["ss-s2"] and evaluated == []
+    # nothing left to train here: what is finished is evaluated while the others train
+    assert trained == ["ss-s2"] and evaluated == [["ss-s2"]]
     assert result.status == {"kd-s1": "pending", "ss-s1": "pending", "kd-s2": "pending", "ss-s2": "finished"}
     with DirectoryLock(out / "runs" / "kd-s2", "train"):  # another process trains kd-s2
         result = go()
-    assert trained == ["ss-s2", "kd-s1", "ss-s1"] and evaluated == []
+    assert trained == ["ss-s2", "kd-s1", "ss-s1"] and evaluated[1:] == [["kd-s1", "ss-s1", "ss-s2"]]
     assert result.status["kd-s2"] == f"busy (process {os.getpid()})" and result.status["ss-s2"] == "finished"
-    assert "not evaluated yet: kd-s2 still training elsewhere; run the same command again then" in lines
+    assert "evaluating the 3 finished systems while kd-s2 train elsewhere (the final evaluation reuses these " \
+           "readings)" in lines
+    assert "not fully evaluated yet: kd-s2 still training elsewhere; run the same command again then" in lines
     result = go()
-    assert trained[-1] == "kd-s2" and evaluated == [["kd-s1", "ss-s1", "kd-s2", "ss-s2"]]
+    assert trained[-1] == "kd-s2" and evaluated[2:] == [["kd-s1", "ss-s1", "kd-s2", "ss-s2"]]
     with pytest.raises(ExperimentError, match="--only kd-s3: not a system of this experiment; "
                                               "its systems are kd-s1, ss-s1, kd-s2, ss-s2"):
         go(only=["kd-s3", "kd-s1"])
+
+
+def test_evaluating_meanwhile_gives_way_to_another_evaluation(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.experiment as experiment
+
+    trained, _ = _fake_training(monkeypatch)
+
+    def busy(files, *a, **kw):
+        with DirectoryLock(files.eval("hard"), "evaluate"), DirectoryLock(files.eval("hard"), "evaluate"):
+            pass  # the second lock stands for the other process's: DirectoryBusy
+
+    monkeypatch.setattr(experiment, "_evaluate", busy)
+    lines: list[str] = []
+    cfg = load_config(RunPaths(teacher).config)
+    result = run_experiment(cfg, teacher.parent / "data", teacher, tmp_path / "exp", steps=4, seeds=[1],
+                            recipes=["KD", "SS"], echo=lines.append, only=["kd-s1"])
+    assert trained == ["kd-s1"] and result.status == {"kd-s1": "finished", "ss-s1": "pending"}
+    assert any(line.startswith("not evaluating now: ") and "is in use by process" in line for line in lines)
 
 
 def test_first_seed_only_recipes_train_once_and_stay_in_the_plan(teacher: Path, tmp_path: Path, monkeypatch) -> None:

@@ -467,7 +467,8 @@ def tune_cmd(config: str, data: Path, teacher: Path, trials: int, out: Path, tun
 @click.option("--only", default=None, metavar="NAMES",
               help="Train just these systems (comma-separated, as kd-s1234) in this process, beside "
                    "the command without --only; that one skips them while they train and evaluates "
-                   "once every system has finished.")
+                   "once every system has finished. Either process, with nothing left to train, "
+                   "evaluates the finished systems meanwhile.")
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help=SET_HELP)
 def experiment_cmd(teacher: Path, data: Path, out: Path, config: str | None, steps: int, seeds: str,
                    recipes: str, first_seed_only: str, tuned_lambda: float | None, tune_trials: int, tune_steps: int,

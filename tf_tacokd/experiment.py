@@ -46,7 +46,7 @@ from typing import Any, Callable, Sequence
 
 from .atomic import write_json
 from .config import Config, ConfigError
-from .runs import DirectoryLock, RunPaths, holder, run_and_model, run_status
+from .runs import DirectoryBusy, DirectoryLock, RunPaths, holder, run_and_model, run_status
 
 __all__ = ["RECIPES", "ExperimentPaths", "System", "ExperimentError", "ExperimentResult", "plan_systems", "run_experiment"]
 
@@ -250,7 +250,9 @@ def run_experiment(
         echo: where progress lines go.
         draws: readings of each test sentence per system (``tacokd evaluate --draws``).
         only: train just these systems (names as ``kd-s1``), beside another process running
-            the whole plan; nothing is evaluated.
+            the whole plan. A process with nothing left to train while others still train
+            (either one) evaluates the finished systems meanwhile; the final evaluation, by the
+            call without ``only`` once every system has finished, reuses those readings.
         first_seed_only: recipes trained with the first seed only (part of the plan), e.g.
             ``["FR-ft", "KD-tuned"]`` when the seed spread matters most for KD and SS.
         eval_workers: processes evaluating systems side by side (``tacokd evaluate --workers``).
@@ -327,14 +329,23 @@ def run_experiment(
                 echo(f"    interrupted at step {trained.step}: run the same command to resume")
                 return result
         result.tuned_lambda = lam
+        waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
+        done = [s for s in systems if result.status[s.name] == "finished"]
+        if evaluate and done and waiting:  # nothing left to train here: use the time on what is finished
+            echo(f"evaluating the {len(done)} finished systems while {', '.join(waiting)} train elsewhere "
+                 "(the final evaluation reuses these readings)")
+            try:
+                result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo,
+                                           draws, eval_workers)
+            except DirectoryBusy as e:  # the other process of this experiment is evaluating
+                echo(f"not evaluating now: {e}")
         if only is not None:
             echo("trained " + ", ".join(only) + "; the command without --only evaluates once every system has finished")
             return result
-        waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
         if waiting:
-            echo(f"not evaluated yet: {', '.join(waiting)} still training elsewhere; run the same command again then")
+            echo(f"not fully evaluated yet: {', '.join(waiting)} still training elsewhere; run the same command "
+                 "again then")
             return result
-        done = [s for s in systems if result.status[s.name] == "finished"]
         if evaluate and done:
             result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo, draws,
                                        eval_workers)
