@@ -277,3 +277,23 @@ def test_bad_options_are_named_before_any_work(teacher: Path, tmp_path: Path) ->
     r = CliRunner().invoke(main, ["experiment", "--teacher", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "y")])
     assert r.exit_code != 0 and "not in a run directory with a config.toml: give --config" in r.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_the_plan_compares_configs_by_what_they_train(teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    trained, _ = _fake_training(monkeypatch)
+    out = tmp_path / "exp"
+
+    def go(*overrides: str):
+        cfg = load_config(RunPaths(teacher).config, list(overrides))
+        return run_experiment(cfg, teacher.parent / "data", teacher, out, steps=4, seeds=[1], recipes=["SS"],
+                              evaluate=False, echo=lambda s: None)
+
+    go()
+    # another checkpoint interval is the same experiment
+    assert go("train.checkpoint_every=7", "train.checkpoint_minutes=10").status == {"ss-s1": "finished"}
+    plan = json.loads((out / "experiment.json").read_text())
+    del plan["config"]["train"]["checkpoint_minutes"]  # a plan written before the key existed
+    (out / "experiment.json").write_text(json.dumps(plan))
+    assert go().status == {"ss-s1": "finished"} and trained == ["ss-s1"]
+    with pytest.raises(ExperimentError, match=r"holds another experiment \(config train.learning_rate: "):
+        go("train.learning_rate=0.5")

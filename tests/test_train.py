@@ -184,6 +184,24 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(data_dir: Pat
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 
 
+def test_checkpoints_by_the_clock_save_without_changing_what_is_learnt(data_dir: Path, tmp_path: Path) -> None:
+    from tf_tacokd.config import RECORD_KEEPING_KEYS
+    from tf_tacokd.runs import load_model
+
+    steps_only = load_config("tiny_en", [*SETTINGS, "train.checkpoint_every=1000"])
+    clock = load_config("tiny_en", [*SETTINGS, "train.checkpoint_every=500", "train.checkpoint_minutes=1e-9",
+                                    "train.keep_checkpoints=10", "train.snapshot_every=2", "train.log_every=1"])
+    a = train(steps_only, data_dir, tmp_path / "a", steps=3, verbose=0)
+    b = train(clock, data_dir, tmp_path / "b", steps=3, verbose=0)
+    assert sorted(p.name for p in (a.run_dir / "checkpoints").glob("*.index")) == ["ckpt-3.index"]
+    assert sorted(p.name for p in (b.run_dir / "checkpoints").glob("*.index")) == \
+        ["ckpt-1.index", "ckpt-2.index", "ckpt-3.index"]  # the clock ran out at every step
+    assert {k for k in RECORD_KEEPING_KEYS if getattr(steps_only.train, k) != getattr(clock.train, k)} == \
+        set(RECORD_KEEPING_KEYS)  # every key the experiment plan ignores differs here, yet:
+    for x, y in zip(load_model(a.run_dir).get_weights(), load_model(b.run_dir).get_weights(), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_killed_training_resumes_at_the_right_step(data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "tf_tacokd.cli", "train", "--config", "tiny_en", "--data", str(data_dir),

@@ -335,8 +335,9 @@ def train_cmd(config: str, data: Path, mode: str | None, out: Path, steps: int |
               strategy: str | None, init: str | None, new_embedding: bool, overrides: tuple[str, ...]) -> None:
     """Train Tacotron2 (the teacher, or the SS / FR baselines) with model.fit.
 
-    Checkpoints every train.checkpoint_every steps (last train.keep_checkpoints kept)
-    and writes OUT/model.keras for synthesis; re-running the same command resumes.
+    Checkpoints every train.checkpoint_every steps and, if train.checkpoint_minutes > 0,
+    whenever that many minutes have passed (last train.keep_checkpoints kept), and
+    writes OUT/model.keras for synthesis; re-running the same command resumes.
     TensorBoard logs go to OUT/logs. A NaN/Inf loss stops the run and keeps the last
     good checkpoint; Ctrl-C (or SIGTERM) saves and exits. Free running from step 0 (--mode fr) is
     expected to train poorly: the paper's baseline, not a bug.

@@ -174,6 +174,10 @@ class TrainConfig:
     ga_sigma: float = field(default=0.2, metadata={"min_exclusive": 0.0})
     ga_decay_steps: int = field(default=10_000, metadata={"min": 1})  # the weight halves every N steps
     checkpoint_every: int = field(default=1000, metadata={"min": 1})
+    # Also a checkpoint when this many minutes have passed since the last one (0: steps only):
+    # a step count is ~10 minutes at one speed only, and a run sharing its cores slows down.
+    # (The multi-worker strategy saves by steps only: its workers must save at the same step.)
+    checkpoint_minutes: float = field(default=0.0, metadata={"min": 0.0})
     keep_checkpoints: int = field(default=3, metadata={"min": 1})
     # Every N steps also keep RUN/snapshots/model-STEP.keras for good (0: never): the
     # learning curve of a long run can then be measured afterwards (e.g. with the judge).
@@ -458,6 +462,28 @@ def _cross_checks(cfg: Config, origin: str) -> None:
     if cfg.text.phonemizer != "none" and cfg.text.language != "en":
         raise ConfigError(f"{origin}: [text] phonemizer = {cfg.text.phonemizer!r} is for English; "
                           f"{cfg.text.language} text is read as pinyin, which is phonemic: use phonemizer = \"none\"")
+
+
+# [train] keys that decide when a run writes checkpoints and logs, never the weights it learns
+# (tests/test_train.py trains with and without them): a run or an experiment resumed with other
+# values is the same run.
+RECORD_KEEPING_KEYS = ("checkpoint_every", "checkpoint_minutes", "keep_checkpoints", "snapshot_every", "log_every")
+
+
+def learning_settings(data: dict[str, Any], origin: str = "<dict>") -> dict[str, Any]:
+    """A config dictionary (:meth:`Config.to_dict`, perhaps written by an older version) as
+    resolved now — keys added since take their defaults — without :data:`RECORD_KEEPING_KEYS`:
+    two configs that train the same weights compare equal.
+
+    Example:
+        >>> a = load_config("voice_en").to_dict()
+        >>> b = load_config("voice_en", ["train.checkpoint_every=7"]).to_dict()
+        >>> a == b, learning_settings(a) == learning_settings(b)
+        (False, True)
+    """
+    d = config_from_dict(data, origin).to_dict()
+    d["train"] = {k: v for k, v in d["train"].items() if k not in RECORD_KEEPING_KEYS}
+    return d
 
 
 def config_from_dict(data: dict[str, Any], origin: str = "<dict>", base: Config | None = None) -> Config:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .atomic import write_json
-from .config import Config, ConfigError
+from .config import Config, ConfigError, learning_settings
 from .runs import DirectoryBusy, DirectoryLock, RunPaths, holder, run_and_model, run_status
 
 __all__ = ["RECIPES", "ExperimentPaths", "System", "ExperimentError", "ExperimentResult", "plan_systems", "run_experiment"]
@@ -193,12 +193,18 @@ _UNSET: dict[str, Any] = {"first_seed_only": []}
 
 
 def _check_plan(path: Path, plan: dict[str, Any]) -> dict[str, Any]:
-    """The plan on disk (written now if there is none); a different one is refused."""
+    """The plan on disk (written now if there is none); a different one is refused. Configs
+    compare by what they train (:func:`~tf_tacokd.config.learning_settings`): a config key added
+    since the plan was written, at its default, or another checkpoint interval is the same plan."""
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        keys = [k for k in dict.fromkeys([*plan, *old]) if k != "tuned_lambda"]
+        keys = [k for k in dict.fromkeys([*plan, *old]) if k not in ("tuned_lambda", "config")]
         differ = [f"{k}: {old.get(k, _UNSET.get(k))!r} there, {plan.get(k, _UNSET.get(k))!r} now" for k in keys
                   if old.get(k, _UNSET.get(k)) != plan.get(k, _UNSET.get(k))]
+        there, now = learning_settings(old["config"], f"{path} (config)"), learning_settings(plan["config"])
+        differ += [f"config {section}.{k}: {there[section].get(k)!r} there, {now[section].get(k)!r} now"
+                   for section in now for k in dict.fromkeys([*now[section], *there[section]])
+                   if there[section].get(k) != now[section].get(k)]
         if differ:
             raise ExperimentError(f"{path.parent} holds another experiment ({'; '.join(differ)}); "
                                   "run the same command to resume it, or give another --out")

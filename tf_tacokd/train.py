@@ -223,16 +223,19 @@ class NaNGuard(keras.callbacks.Callback):
 
 
 class StepCheckpoint(keras.callbacks.Callback):
-    """Every ``every`` steps: a tf.train checkpoint and ``model.keras``; stop at ``last``.
-    Every ``snapshot_every`` steps (if > 0) also a permanent ``snapshots/model-STEP.keras``."""
+    """Every ``every`` steps, and every ``minutes`` minutes if > 0: a tf.train checkpoint and
+    ``model.keras``; stop at ``last``. Every ``snapshot_every`` steps (if > 0) also a permanent
+    ``snapshots/model-STEP.keras``."""
 
     def __init__(self, manager: tf.train.CheckpointManager, run_dir: Path, every: int, last: int,
                  guard: NaNGuard, export: Callable[[Any, Path], Path], snapshot_every: int = 0,
-                 saved: tuple[int, float | None] = (0, None)) -> None:
+                 saved: tuple[int, float | None] = (0, None), minutes: float = 0.0) -> None:
+        """Many parameters because each is a training setting of when and what to save."""
         super().__init__()
         self.manager, self.run_dir, self.every, self.last = manager, run_dir, every, last
-        self.guard, self.export, self.snapshot_every = guard, export, snapshot_every
+        self.guard, self.export, self.snapshot_every, self.minutes = guard, export, snapshot_every, minutes
         self.saved_step, self.saved_time = saved  # the checkpoint a resume would start from
+        self.saved_clock = time.monotonic()  # this process's clock at the last save (or start)
 
     def save(self) -> int:
         step = int(self.model.optimizer.iterations.numpy())
@@ -240,8 +243,12 @@ class StepCheckpoint(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=step)
             self.export(self.model, RunPaths(self.run_dir).model)
             self.saved_step, self.saved_time = step, round(time.time(), 1)
+            self.saved_clock = time.monotonic()
             _write_state(self.run_dir, step=step, status="running", saved_time=self.saved_time)
         return step
+
+    def _minutes_passed(self) -> bool:
+        return self.minutes > 0 and time.monotonic() - self.saved_clock >= 60 * self.minutes
 
     def snapshot(self, step: int) -> None:
         files = RunPaths(self.run_dir)
@@ -253,7 +260,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         if self.guard.bad_step is not None:
             return
         snap = self.snapshot_every > 0 and step % self.snapshot_every == 0
-        if step % self.every == 0 or step >= self.last or snap:
+        if step % self.every == 0 or step >= self.last or snap or self._minutes_passed():
             self.save()
         if snap:
             self.snapshot(step)
@@ -571,7 +578,8 @@ def _fit_locked(cfg: Config, data_dir: str | Path, run_dir: Path, manifest: Mani
     resumed = manager.latest_checkpoint
     checkpoints = StepCheckpoint(manager, run_dir, t.checkpoint_every, total_steps, guard, export,
                                  t.snapshot_every,
-                                 (start_step, round(os.path.getmtime(resumed + ".index"), 1) if resumed else None))
+                                 (start_step, round(os.path.getmtime(resumed + ".index"), 1) if resumed else None),
+                                 t.checkpoint_minutes)
     history = History(files.history)
     stats = manifest.mel_stats if cfg.audio.normalize_mel else None
     if verbose == "auto" and not sys.stdout.isatty():
