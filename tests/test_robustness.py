@@ -273,6 +273,10 @@ def test_runs_status_shows_step_state_and_holder(tiny_teacher, tmp_path):
         output = invoke("runs", "status", str(tmp_path / "runs")).output
         assert "7/" in output and "2, 10 min ago" in output
     assert " 2/" in invoke("runs", "status", str(tmp_path / "runs")).output  # stopped: back to its checkpoint
+    with DirectoryLock(copy, "train"):  # no checkpoint yet: said so, not the age of the file the live step rewrites
+        (copy / "state.json").write_text('{"step": 0, "status": "running", "at": 300, "saved_time": null}')
+        output = invoke("runs", "status", str(tmp_path / "runs")).output
+        assert "300/" in output and "none yet" in output and "min ago" not in output
     assert invoke("runs", "status", str(tmp_path / "nothing_here_")).exit_code == 2
 
 

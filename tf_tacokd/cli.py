@@ -773,12 +773,14 @@ def runs_status_cmd(folders: tuple[Path, ...], depth: int) -> None:
         except (OSError, ValueError) as e:
             click.echo(f"{str(path):40} unreadable: {e}")
             continue
-        age = _time.time() - s.updated
-        ago = f"{age / 60:.0f} min" if age < 7200 else f"{age / 3600:.0f} h"
+        if s.updated is None:
+            saved = "none yet"
+        else:
+            age = _time.time() - s.updated
+            saved = f"{s.step}, " + (f"{age / 60:.0f} min" if age < 7200 else f"{age / 3600:.0f} h") + " ago"
         figures = "  ".join(f"{k} {float(v):.3f}" for k, v in s.last.items()
                             if k.startswith("val_") and k.endswith(("mel_loss", "loss")) and v not in ("", None))
         target = f"{s.trained}/{s.steps}" if s.steps else str(s.trained)
-        saved = f"{s.step}, {ago} ago"
         click.echo(f"{str(path):40} {target:>13} {s.state:24} {saved:>18}  "
                    f"{('@' + s.last.get('step', '?') + ' ' + figures) if figures else '-'}")
 

@@ -323,7 +323,7 @@ class RunStatus:
     status: str  # from state.json: running | finished | interrupted | diverged
     alive: bool  # a live process holds the run's lock
     pid: object = None
-    updated: float = 0.0  # when the last checkpoint was saved (older runs: state.json's modification time)
+    updated: float | None = 0.0  # when the last checkpoint was saved (None: none yet; older runs: state.json's mtime)
     last: dict = field(default_factory=dict)  # the last history.csv row
     at: int | None = None  # the live step a running process last reported (every train.log_every)
 
@@ -362,10 +362,12 @@ def run_status(run_dir: str | Path) -> RunStatus:
         if rows:
             last = rows[-1]
     who = holder(files.root)
-    saved = state.get("saved_time")
+    if "saved_time" not in state:  # written before the key existed: its file's time is the best guess
+        updated: float | None = files.state.stat().st_mtime
+    else:  # null: no checkpoint yet (the file is rewritten with the live step, so its time says nothing)
+        updated = None if state["saved_time"] is None else float(state["saved_time"])
     return RunStatus(files.root, int(state.get("step", 0)), steps, str(state.get("status", "?")), who is not None,
-                     (who or {}).get("pid"), float(saved) if saved is not None else files.state.stat().st_mtime,
-                     last, int(state["at"]) if state.get("at") is not None else None)
+                     (who or {}).get("pid"), updated, last, int(state["at"]) if state.get("at") is not None else None)
 
 
 def find_runs(root: str | Path, depth: int = 3) -> list[Path]:
