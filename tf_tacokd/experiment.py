@@ -337,24 +337,24 @@ def run_experiment(
         result.tuned_lambda = lam
         waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
         done = [s for s in systems if result.status[s.name] == "finished"]
-        if evaluate and done and waiting:  # nothing left to train here: use the time on what is finished
-            echo(f"evaluating the {len(done)} finished systems while {', '.join(waiting)} train elsewhere "
-                 "(the final evaluation reuses these readings)")
+        # the final evaluation once all have finished; before that, whichever process has nothing
+        # left to train evaluates what is finished (the final one reuses those readings)
+        if evaluate and done and (waiting or only is None):
+            if waiting:
+                echo(f"evaluating the {len(done)} finished systems while {', '.join(waiting)} train elsewhere "
+                     "(the final evaluation reuses these readings)")
             try:
                 result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo,
                                            draws, eval_workers)
-            except DirectoryBusy as e:  # the other process of this experiment is evaluating
-                echo(f"not evaluating now: {e}")
+            except DirectoryBusy as e:
+                if not waiting:
+                    raise
+                echo(f"not evaluating now: {e}")  # the other process of this experiment is evaluating
         if only is not None:
             echo("trained " + ", ".join(only) + "; the command without --only evaluates once every system has finished")
-            return result
-        if waiting:
+        elif waiting:
             echo(f"not fully evaluated yet: {', '.join(waiting)} still training elsewhere; run the same command "
                  "again then")
-            return result
-        if evaluate and done:
-            result.reports = _evaluate(files, snapshot, done, data, hard, indomain_limit, list(metrics), echo, draws,
-                                       eval_workers)
         return result
 
 
