@@ -200,6 +200,35 @@ def test_systems_train_side_by_side_and_evaluation_waits_for_all(teacher: Path, 
         go(only=["kd-s3", "kd-s1"])
 
 
+def test_systems_finished_elsewhere_during_the_meanwhile_evaluation_are_evaluated_at_once(
+        teacher: Path, tmp_path: Path, monkeypatch) -> None:
+    import tf_tacokd.experiment as experiment
+
+    trained, _ = _fake_training(monkeypatch)
+    out = tmp_path / "exp"
+    other = DirectoryLock(out / "runs" / "ss-s1", "train")  # another process trains ss-s1 ...
+    other.__enter__()
+    evaluated: list[list[str]] = []
+
+    def evaluate(files, snapshot, systems, *a, **kw):
+        evaluated.append([s.name for s in systems])
+        if len(evaluated) == 1:  # ... and finishes it while this process evaluates kd-s1
+            RunPaths(files.run("ss-s1")).state.write_text(json.dumps({"status": "finished", "step": 4}))
+            RunPaths(files.run("ss-s1")).model.write_bytes(b"")
+            other.__exit__(None, None, None)
+        return {}
+
+    monkeypatch.setattr(experiment, "_evaluate", evaluate)
+    lines: list[str] = []
+    cfg = load_config(RunPaths(teacher).config)
+    result = run_experiment(cfg, teacher.parent / "data", teacher, out, steps=4, seeds=[1], recipes=["KD", "SS"],
+                            echo=lines.append)
+    assert trained == ["kd-s1"] and evaluated == [["kd-s1"], ["kd-s1", "ss-s1"]]
+    assert result.status == {"kd-s1": "finished", "ss-s1": "finished"}
+    assert "the systems trained elsewhere have finished meanwhile: the final evaluation" in lines
+    assert not any(line.startswith("not fully evaluated yet") for line in lines)
+
+
 def test_evaluating_meanwhile_gives_way_to_another_evaluation(teacher: Path, tmp_path: Path, monkeypatch) -> None:
     import tf_tacokd.experiment as experiment
 

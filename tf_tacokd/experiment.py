@@ -258,7 +258,8 @@ def run_experiment(
         only: train just these systems (names as ``kd-s1``), beside another process running
             the whole plan. A process with nothing left to train while others still train
             (either one) evaluates the finished systems meanwhile; the final evaluation, by the
-            call without ``only`` once every system has finished, reuses those readings.
+            call without ``only`` once every system has finished (right after its meanwhile
+            evaluation if the others finished during it), reuses those readings.
         first_seed_only: recipes trained with the first seed only (part of the plan), e.g.
             ``["FR-ft", "KD-tuned"]`` when the seed spread matters most for KD and SS.
         eval_workers: processes evaluating systems side by side (``tacokd evaluate --workers``).
@@ -339,7 +340,7 @@ def run_experiment(
         done = [s for s in systems if result.status[s.name] == "finished"]
         # the final evaluation once all have finished; before that, whichever process has nothing
         # left to train evaluates what is finished (the final one reuses those readings)
-        if evaluate and done and (waiting or only is None):
+        while evaluate and done and (waiting or only is None):
             if waiting:
                 echo(f"evaluating the {len(done)} finished systems while {', '.join(waiting)} train elsewhere "
                      "(the final evaluation reuses these readings)")
@@ -350,6 +351,19 @@ def run_experiment(
                 if not waiting:
                     raise
                 echo(f"not evaluating now: {e}")  # the other process of this experiment is evaluating
+                break
+            if not waiting or only is not None:
+                break
+            # an evaluation takes long: the systems trained elsewhere may have finished meanwhile,
+            # and then the whole plan's process goes on to the final evaluation itself
+            for s in systems:
+                if s.name in waiting and holder(files.run(s.name)) is None and _finished(files.run(s.name), steps):
+                    result.status[s.name] = "finished"
+            waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
+            if waiting:
+                break
+            done = [s for s in systems if result.status[s.name] == "finished"]
+            echo("the systems trained elsewhere have finished meanwhile: the final evaluation")
         if only is not None:
             echo("trained " + ", ".join(only) + "; the command without --only evaluates once every system has finished")
         elif waiting:
