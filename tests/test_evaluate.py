@@ -96,6 +96,29 @@ def test_more_draws_reuse_the_first_and_compare_sentence_means(runs: tuple[Path,
     assert bad.exit_code != 0 and "--draws" in bad.output
 
 
+def test_a_sentence_moved_in_its_file_is_read_again_with_the_seed_it_gets_now(runs: tuple[Path, Path],
+                                                                              tmp_path: Path) -> None:
+    sentences = tmp_path / "s.txt"
+    out = tmp_path / "eval"
+
+    def args(where: Path) -> list[str]:
+        return ["evaluate", "--run", str(runs[0]), "--names", "TF", "--sentences", str(sentences), "--out",
+                str(where), "--max-steps", "6", "--seed", "3", "--metrics", "attention"]
+
+    sentences.write_text("# categories: a b\nb\tA B C.\nb\tThe cat sat on the mat.\n", encoding="utf-8")
+    assert (first := CliRunner().invoke(main, args(out))).exit_code == 0, first.output
+    # a sentence added in front: b-001 and b-002 keep their ids and texts but move to indices 1, 2,
+    # where a fresh evaluation reads them with seeds 4, 5; the cache (seeds 3, 4) must not stand in
+    sentences.write_text("# categories: a b\na\tX Y Z.\nb\tA B C.\nb\tThe cat sat on the mat.\n", encoding="utf-8")
+    assert (again := CliRunner().invoke(main, args(out))).exit_code == 0, again.output
+    assert (fresh := CliRunner().invoke(main, args(tmp_path / "fresh"))).exit_code == 0, fresh.output
+    rows = {r["id"]: r for r in csv.DictReader((out / "utterances.csv").open())}
+    want = {r["id"]: r for r in csv.DictReader((tmp_path / "fresh" / "utterances.csv").open())}
+    assert {i: r["seed"] for i, r in rows.items()} == {"a-001": "3", "b-001": "4", "b-002": "5"}
+    assert {i: r["seed"] for i, r in want.items()} == {i: r["seed"] for i, r in rows.items()}
+    assert "reused" not in (out / "report.md").read_text()
+
+
 def test_workers_fill_the_caches_and_the_report_is_the_same(runs: tuple[Path, Path], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     sentences = tmp_path / "s.txt"

@@ -343,6 +343,7 @@ def evaluate_systems(
         tools.asr = SpeechRecognizer(eval_cfg.asr_noise_dbfs)
     rows: list[dict[str, Any]] = []
     texts = {s.id: s.text for s in sentences}
+    seeds = {(s.id, d): draw_seed(seed, i, d) for i, s in enumerate(sentences) for d in range(draws)}
     for system in systems:
         key = {"model": system.model_hash, "seed": seed, "max_steps": max_steps,
                "judge": _judge_key(tools.judge),
@@ -350,7 +351,7 @@ def evaluate_systems(
                "eval": {k: getattr(eval_cfg, k) for k in ("skip_threshold", "repeat_tokens",
                                                           "incomplete_tail_tokens", "asr_noise_dbfs")}}
         cache_path = out / ".cache" / f"{system.name}.jsonl"
-        cached = {k: row for k, row in _load_cache(cache_path, key).items() if _still_valid(row, texts, out)}
+        cached = {k: row for k, row in _load_cache(cache_path, key).items() if _still_valid(row, texts, seeds, out)}
         if any((s.id, d) not in cached for d in range(draws) for s in sentences):
             system.synthesizer  # noqa: B018 - load now: a bad model stops here, not as an error row per reading
         with cache_path.open("a", encoding="utf-8") as cache:
@@ -364,10 +365,15 @@ def evaluate_systems(
     return rows, status
 
 
-def _still_valid(row: dict[str, Any], texts: Mapping[str, str], out: Path) -> bool:
+def _still_valid(row: dict[str, Any], texts: Mapping[str, str], seeds: Mapping[tuple[str, int], int],
+                 out: Path) -> bool:
     """A cached reading still stands: its sentence (``texts``: text by sentence id) has the same
-    text (a sentence file may have changed under the id) and its wav is still on disk."""
-    return row.get("text") == texts.get(row.get("id")) and "wav" in row and (out / row["wav"]).is_file()
+    text (a sentence file may have changed under the id), it was read with the seed it would get
+    now (``seeds``: by sentence id and draw; a sentence moved in its file gets another, and a
+    fresh run would read it so) and its wav is still on disk."""
+    key = (row.get("id"), int(row.get("draw", 0)))
+    return (row.get("text") == texts.get(row.get("id")) and row.get("seed") == seeds.get(key)
+            and "wav" in row and (out / row["wav"]).is_file())
 
 
 def _reading(system: System, sentence: TestSentence, seed: int, draw: int, row: dict[str, Any] | None,
