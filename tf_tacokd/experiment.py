@@ -150,6 +150,10 @@ class ExperimentResult:
     def interrupted(self) -> bool:
         return any(s == "interrupted" for s in self.status.values())
 
+    def waiting(self) -> list[str]:
+        """Systems not finished here yet: ``pending``, or ``busy`` (another process trains them)."""
+        return [n for n, st in self.status.items() if st == "pending" or st.startswith("busy")]
+
 
 def _seeded(cfg: Config, seed: int) -> Config:
     return cfg.replace(train=dataclasses.replace(cfg.train, seed=seed))
@@ -336,7 +340,7 @@ def run_experiment(
                 echo(f"    interrupted at step {trained.step}: run the same command to resume")
                 return result
         result.tuned_lambda = lam
-        waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
+        waiting = result.waiting()
         done = [s for s in systems if result.status[s.name] == "finished"]
         # the final evaluation once all have finished; before that, whichever process has nothing
         # left to train evaluates what is finished (the final one reuses those readings)
@@ -359,7 +363,7 @@ def run_experiment(
             for s in systems:
                 if s.name in waiting and holder(files.run(s.name)) is None and _finished(files.run(s.name), steps):
                     result.status[s.name] = "finished"
-            waiting = [n for n, st in result.status.items() if st == "pending" or st.startswith("busy")]
+            waiting = result.waiting()
             if waiting:
                 break
             done = [s for s in systems if result.status[s.name] == "finished"]
