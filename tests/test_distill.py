@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from tf_tacokd.cli import main
 from tf_tacokd.config import load_config
-from tf_tacokd.distill import Distiller, distill, distillation_loss
+from tf_tacokd.distill import Distiller, attention_distance, distill, distillation_loss
 from tf_tacokd.model import Tacotron2
 from tf_tacokd.synthesize import Synthesizer
 from tf_tacokd.train import train
@@ -142,6 +142,39 @@ def test_variance_terms_add_to_the_total_with_their_weights() -> None:
     np.testing.assert_allclose(float(both["loss"]), float(base["loss"]) + 2.0 * float(both["gv_loss"])
                                + 0.5 * float(both["state_gv_loss"]), rtol=1e-5)
     assert float(both["gv_loss"]) > 0 and float(both["state_gv_loss"]) > 0
+
+
+def test_attention_distance_matches_numpy() -> None:
+    rng = np.random.default_rng(1)
+    a, b = rng.dirichlet(np.ones(6), size=(2, 2, 5)).astype(np.float32)
+    mask = np.array([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]], np.float32)
+    expected = (((a - b) ** 2).sum(-1) * mask).sum() / mask.sum()
+    np.testing.assert_allclose(float(attention_distance(a, b, mask)), expected, rtol=1e-5)
+    assert float(attention_distance(a, a, mask)) == 0.0
+
+
+def test_the_attention_term_adds_to_the_total_and_pulls_the_attention_to_the_teachers() -> None:
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+    base = forward_with(teacher, b)[0]
+    held = forward_with(teacher, b, "distill.attention_weight=3.0")[0]
+    assert "attention_loss" not in base and float(held["attention_loss"]) > 0
+    np.testing.assert_allclose(float(held["loss"]), float(base["loss"]) + 3.0 * float(held["attention_loss"]),
+                               rtol=1e-5)
+
+    def attention_after_training(weight: float) -> float:
+        keras.utils.set_random_seed(0)
+        model = Distiller.build_from(teacher, load_config("tiny_en", [f"distill.attention_weight={weight}",
+                                                                     "distill.learning_rate=1e-2"]).distill, CFG.train)
+        model.fit(tf.data.Dataset.from_tensors(b).repeat(), steps_per_epoch=8, epochs=1, verbose=0)
+        measured = Distiller.build_from(teacher, load_config("tiny_en", ["distill.attention_weight=1.0"]).distill,
+                                        CFG.train)
+        measured.student.set_weights(model.student.get_weights())
+        return float(measured._forward(b, 0, training=False)[0]["attention_loss"])
+
+    # an untrained model attends almost uniformly (distance ~1e-4): a weight that makes the term
+    # as large as the feature loss
+    assert attention_after_training(1e4) < 0.5 * attention_after_training(0.0)
 
 
 def test_only_the_student_decoder_and_postnet_learn_by_default() -> None:

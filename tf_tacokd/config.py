@@ -218,6 +218,11 @@ class DistillConfig:
     # The same for the distilled decoder states: each unit's standard deviation over time
     # matched to the teacher's (Loss_d alone is lowest for the teacher's mean state).
     state_gv_weight: float = field(default=0.0, metadata={"min": 0.0})
+    # Not the paper: weight of an attention term, the squared distance between the student's
+    # free-running attention weights and the teacher's teacher-forced ones (per decoder step,
+    # summed over text positions). It holds the student's timing to the natural frames' that
+    # Loss_f and Loss_d compare it with step by step.
+    attention_weight: float = field(default=0.0, metadata={"min": 0.0})
     # The student's Adam learning rate (the rest of the schedule, Adam's betas and clipping come
     # from [train]). Not the paper's: the paper trains the student like the teacher, at 1e-3.
     # Measured (RESULTS.md section 10.2): a fresh Adam state at 1e-3 moves a teacher-initialised

@@ -15,7 +15,10 @@ steps and yields ``s_hat`` and the mel ``y_hat``::
     Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
                  (options, not the paper: + gv_weight * GV(mel) + state_gv_weight * GV(s),
                  GV(x) = mean over utterances and dimensions of (std_t(x̂) - std_t(x))^2,
-                 the standard deviation over real time steps; see ``gv_loss``)
+                 the standard deviation over real time steps; see ``gv_loss``;
+                 + attention_weight * A, A = mean over real steps of ||a_t - â_t||^2, the
+                 teacher's teacher-forced and the student's attention weights; see
+                 ``attention_distance``)
 
 Reported besides the losses, to see a collapse while it happens (1 = no collapse):
 ``mel_spread`` is the variance over time of the student's mel relative to the natural
@@ -68,6 +71,24 @@ def distillation_loss(teacher_hidden, student_hidden, step_mask, units: int, lay
     return masked_mean(per_step, step_mask)
 
 
+def attention_distance(teacher_alignments, student_alignments, step_mask) -> tf.Tensor:
+    """Not the paper: mean over real decoder steps of the squared distance between two
+    attention distributions, summed over text positions (0 when the student attends where
+    the teacher does, 2 at most: all weight on two different positions).
+
+    Args:
+        teacher_alignments, student_alignments: ``[B, steps, T]``, each step summing to 1.
+        step_mask: ``[B, steps]`` 1 for real steps.
+
+    Example:
+        >>> a = tf.constant([[[1.0, 0.0], [0.0, 1.0]]])
+        >>> float(attention_distance(a, a[:, ::-1], tf.ones([1, 2])))
+        2.0
+    """
+    per_step = tf.reduce_sum(tf.square(teacher_alignments - student_alignments), -1)
+    return masked_mean(per_step, step_mask)
+
+
 def _step_mean(hidden: tf.Tensor, step_mask: tf.Tensor) -> tf.Tensor:
     """The masked mean state over real steps, broadcast to every step ``[B, steps, units]``."""
     m = step_mask[..., tf.newaxis]
@@ -93,7 +114,7 @@ class Distiller(keras.Model):
         self.student.encoder.trainable = settings.train_encoder
         self.r = student.r
         names = ["loss", "feature_loss", "distill_loss", "distill_relative", "mel_spread", "state_spread",
-                 "gv_loss", "state_gv_loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss",
+                 "gv_loss", "state_gv_loss", "attention_loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss",
                  "fr_mel_loss", "fr_postnet_loss", "fr_correlation"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True
@@ -181,6 +202,11 @@ class Distiller(keras.Model):
         if d.state_gv_weight > 0:
             losses["state_gv_loss"] = gv_loss(s_hat_sel, s_sel, step_mask)
             losses["loss"] += d.state_gv_weight * losses["state_gv_loss"]
+        if d.attention_weight > 0:
+            losses["attention_loss"] = attention_distance(
+                tf.stop_gradient(tf.cast(teacher["alignments"], tf.float32)),
+                tf.cast(out["alignments"], tf.float32), step_mask)
+            losses["loss"] += d.attention_weight * losses["attention_loss"]
         return losses, out
 
     def train_step(self, data):
