@@ -84,6 +84,28 @@ def test_dnsmos_rates_speech_above_noise_and_rejects_silence() -> None:
         dnsmos(np.zeros(sr, np.float32), sr)
 
 
+def test_dnsmos_matches_speechmos_and_keeps_to_the_thread_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our scorer is speechmos's DNSMOS with onnxruntime limited to OMP_NUM_THREADS (onnxruntime
+    itself ignores it and took both cores of a one-thread evaluation): same scores, one thread."""
+    from speechmos import dnsmos as reference
+
+    from tf_tacokd.evaluate import quality
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(quality, "_SCORER", None)
+    sr = 16000
+    clip = speechlike(3.0, seed=2, sr=sr).astype(np.float32)
+    ours = quality.dnsmos(clip, sr)
+    scorer = quality._SCORER
+    assert scorer.onnx_sess.get_session_options().intra_op_num_threads == 1
+    assert scorer.p808_onnx_sess.get_session_options().intra_op_num_threads == 1
+    theirs = reference.run(clip / np.abs(clip).max() * 0.95, sr)
+    for key, ref_key in (("sig", "sig_mos"), ("bak", "bak_mos"), ("ovrl", "ovrl_mos"), ("p808", "p808_mos")):
+        assert ours[key] == pytest.approx(float(theirs[ref_key]), abs=1e-4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert quality.onnx_threads() == 0  # unset: onnxruntime's default
+
+
 def test_mcd_zero_for_identical_and_grows_with_distortion(tmp_path: Path) -> None:
     from tf_tacokd.evaluate.quality import mcd
 

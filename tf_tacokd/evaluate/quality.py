@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DNSMOS_SAMPLE_RATE", "dnsmos", "dnsmos_available", "mcd", "mcd_available", "speech_structure"]
+__all__ = ["DNSMOS_SAMPLE_RATE", "dnsmos", "dnsmos_available", "mcd", "mcd_available", "onnx_threads",
+           "speech_structure"]
 
 DNSMOS_SAMPLE_RATE = 16000
 
@@ -31,10 +33,9 @@ def dnsmos(wav: np.ndarray, sample_rate: int) -> dict[str, float]:
     """DNSMOS P.835 (``sig``, ``bak``, ``ovrl``) and P.808 (``p808``) scores of one clip.
 
     The clip is resampled to 16 kHz and peak-normalised; clips shorter than the model's
-    9 s window are looped by speechmos.
+    9 s window are looped by speechmos. onnxruntime uses :func:`onnx_threads` threads.
     """
     import soxr
-    from speechmos import dnsmos as _dnsmos
 
     x = np.asarray(wav, np.float32)
     if x.size == 0 or not np.any(x):
@@ -42,9 +43,43 @@ def dnsmos(wav: np.ndarray, sample_rate: int) -> dict[str, float]:
     if sample_rate != DNSMOS_SAMPLE_RATE:
         x = soxr.resample(x, sample_rate, DNSMOS_SAMPLE_RATE).astype(np.float32)
     x = x / np.abs(x).max() * 0.95
-    out = _dnsmos.run(x, DNSMOS_SAMPLE_RATE)
+    out = _dnsmos_scorer()(x, DNSMOS_SAMPLE_RATE, False)
     return {"sig": float(out["sig_mos"]), "bak": float(out["bak_mos"]), "ovrl": float(out["ovrl_mos"]),
             "p808": float(out["p808_mos"])}
+
+
+_SCORER = None  # the process's DNSMOS scorer (two onnxruntime sessions), built on first use
+
+
+def onnx_threads() -> int:
+    """onnxruntime's intra-op threads for this process: ``OMP_NUM_THREADS`` when set (the
+    evaluation workers and one-thread background runs set it), else 0 (onnxruntime's default,
+    one per core). onnxruntime reads no environment variable itself: left alone, DNSMOS in an
+    evaluation meant to use one thread ran on both cores of this machine."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def _dnsmos_scorer():
+    """speechmos's DNSMOS scorer with its sessions limited to :func:`onnx_threads`
+    (``speechmos.dnsmos.run`` builds them with onnxruntime's defaults and no way to pass options)."""
+    global _SCORER
+    if _SCORER is None:
+        import onnxruntime as ort
+        from speechmos import dnsmos as _dnsmos
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = onnx_threads()
+        options.inter_op_num_threads = 1
+        models = Path(_dnsmos.__file__).parent / "dnsmos_models"
+        scorer = object.__new__(_dnsmos.DNSMOS)  # its __init__ would build default sessions first
+        scorer.primary_model_path = str(models / "sig_bak_ovr.onnx")
+        scorer.onnx_sess = ort.InferenceSession(scorer.primary_model_path, options,
+                                                providers=["CPUExecutionProvider"])
+        scorer.p808_onnx_sess = ort.InferenceSession(str(models / "model_v8.onnx"), options,
+                                                     providers=["CPUExecutionProvider"])
+        _SCORER = scorer
+    return _SCORER
 
 
 def mcd(natural: str | Path, synthesized: str | Path, sample_rate: int = 16000) -> float:
