@@ -99,6 +99,65 @@ def test_feature_loss_options() -> None:
     assert 0.0 < float(base["distill_relative"]) < 5.0
 
 
+def _reference_dtw_cost(x: np.ndarray, y: np.ndarray) -> float:
+    """The minimum summed squared-Euclidean cost of a monotone path from (0, 0) to the end with
+    steps (1, 1), (1, 0), (0, 1): the textbook dynamic programme, written out."""
+    n, m = len(x), len(y)
+    cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            acc[i, j] = cost[i - 1, j - 1] + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    return float(acc[n, m])
+
+
+def test_dtw_path_is_the_cheapest_monotone_path_and_forgives_a_shift() -> None:
+    from tf_tacokd.model.losses import dtw_path, masked_mse
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(2, 9, 4)).astype(np.float32), rng.normal(size=(2, 9, 4)).astype(np.float32)
+    mask = np.ones((2, 9), np.float32)
+    mask[1, 6:] = 0.0  # the second example has 6 real frames
+    pairs, on_path = (t.numpy() for t in dtw_path(tf.constant(x), tf.constant(y), tf.constant(mask), 1.0))
+    for k, n in enumerate((9, 6)):
+        path = pairs[k][on_path[k] > 0]
+        assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (n - 1, n - 1)
+        steps = np.diff(path, axis=0)
+        assert ((steps >= 0) & (steps <= 1)).all() and (steps.sum(1) >= 1).all()  # monotone, no repeats
+        walked = float(((x[k, path[:, 0]] - y[k, path[:, 1]]) ** 2).sum())
+        assert walked == pytest.approx(_reference_dtw_cost(x[k, :n], y[k, :n]), rel=1e-5)
+    # a smooth sequence three frames late: large at the same step, small along the path
+    t = np.linspace(0, 4 * np.pi, 60)
+    target = np.stack([np.sin(t), np.cos(0.5 * t)], -1)[None].astype(np.float32)
+    late = np.concatenate([np.repeat(target[:, :1], 3, 1), target[:, :-3]], 1)
+    m = tf.ones([1, 60])
+    same_step = float(masked_mse(tf.constant(late), tf.constant(target), m))
+    pairs, on_path = dtw_path(tf.constant(late), tf.constant(target), m, 0.25)
+    aligned = float(masked_mse(tf.gather(late, pairs[..., 0], batch_dims=1),
+                               tf.gather(target, pairs[..., 1], batch_dims=1), on_path))
+    assert aligned < 0.05 * same_step
+
+
+def test_dtw_feature_alignment_trains_and_the_default_is_the_papers() -> None:
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+    base = forward_with(teacher, b)[0]
+    step = forward_with(teacher, b, "distill.feature_alignment='step'", "distill.feature_weight=1.0")[0]
+    assert float(step["feature_loss"]) == pytest.approx(float(base["feature_loss"]), rel=1e-6)
+    aligned, out = forward_with(teacher, b, "distill.feature_alignment='dtw'", "distill.dtw_band=1.0")
+    stop_and_ga = float(base["feature_loss"]) - float(base["mel_loss"]) - float(base["postnet_loss"])
+    # the postnet term along the cheapest path is at most its same-step value (the diagonal is a path)
+    assert stop_and_ga < float(aligned["feature_loss"]) < float(base["feature_loss"]) + float(base["mel_loss"])
+    keras.utils.set_random_seed(0)
+    model = Distiller.build_from(teacher, load_config("tiny_en", ["distill.feature_alignment='dtw'"]).distill,
+                                 CFG.train)
+    before = [w.copy() for w in model.student.decoder.get_weights()]
+    history = model.fit(tf.data.Dataset.from_tensors(b).repeat(), steps_per_epoch=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["feature_loss"][-1])
+    assert any(not np.array_equal(a, c) for a, c in zip(before, model.student.decoder.get_weights()))
+
+
 def _masked_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.stack([x[b, mask[b] > 0].std(0) for b in range(len(x))])
 

@@ -208,6 +208,14 @@ class DistillConfig:
     feature_target: Literal["natural", "teacher"] = "natural"
     # Loss_f's distance: L2 (the paper) or L1 + L2 (ESPnet's Tacotron2 loss).
     feature_loss: Literal["l2", "l1+l2"] = "l2"
+    # Not the paper: Loss_f's mel terms compare the student's frames with the natural ones
+    # paired at the same step ("step", the paper) or along each utterance's DTW path ("dtw"):
+    # three quarters of a free-running English teacher's same-step L2 is timing (RESULTS.md
+    # section 10.17), so the same-step loss mostly teaches timing. With "teacher" targets the
+    # path pairs the student's frames with the teacher's output.
+    feature_alignment: Literal["step", "dtw"] = "step"
+    # The DTW path's Sakoe-Chiba radius, a fraction of the utterance's length (1: unconstrained).
+    dtw_band: float = field(default=0.25, metadata={"min_exclusive": 0.0, "max": 1.0})
     # Weight of Loss_f's mel terms (1: the paper; the stop term always has weight 1).
     feature_weight: float = field(default=1.0, metadata={"min": 0.0})
     # Not the paper: weight of a global-variance term (Toda & Tokuda 2007) that matches each

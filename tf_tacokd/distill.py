@@ -10,7 +10,8 @@ steps and yields ``s_hat`` and the mel ``y_hat``::
     Loss_f     = masked L2 mel loss (before and after the postnet) + stop BCE     (eq. 6)
                  (options, not the paper: distill.feature_target = "teacher" takes the
                  teacher's teacher-forced output as the target, feature_loss = "l1+l2",
-                 feature_weight scales the mel terms)
+                 feature_weight scales the mel terms, feature_alignment = "dtw" pairs the
+                 student's frames with the target's along each utterance's DTW path)
     Loss_d     = mean over real steps of ||s_t - s_hat_t||^2  (chosen LSTM layers) (eq. 7)
     Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
                  (options, not the paper: + gv_weight * GV(mel) + state_gv_weight * GV(s),
@@ -44,7 +45,7 @@ import tensorflow as tf
 from .atomic import write_json
 from .config import Config, ConfigError, DistillConfig, TrainConfig
 from .model import Tacotron2
-from .model.losses import frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
+from .model.losses import dtw_path, frame_correlation, gv_loss, masked_mae, masked_mean, masked_mse, spread_ratio
 from .model.train_step import apply_clipped, report
 from .runs import RunPaths, load_model, load_run, reads_symbols, run_of_model
 from .train import TrainResult, fit_run, save_model
@@ -173,11 +174,8 @@ class Distiller(keras.Model):
             targets = {**data, "mel": tf.stop_gradient(tf.cast(teacher["mel"], tf.float32))}
         losses = self.student.losses_for(targets, out, step)
         losses["feature_loss"] = losses["loss"]
-        if d.feature_loss != "l2" or d.feature_weight != 1.0:
-            mel_terms = losses["mel_loss"] + losses["postnet_loss"]
-            if d.feature_loss == "l1+l2":
-                mel_terms += (masked_mae(out["mel_before"], targets["mel"], data["mel_mask"])
-                              + masked_mae(out["mel"], targets["mel"], data["mel_mask"]))
+        if d.feature_loss != "l2" or d.feature_weight != 1.0 or d.feature_alignment != "step":
+            mel_terms = self._mel_terms(out, targets["mel"], data["mel_mask"])
             losses["feature_loss"] = (losses["loss"] - losses["mel_loss"] - losses["postnet_loss"]
                                       + d.feature_weight * mel_terms)
         step_mask = data["mel_mask"][:, :: self.r]
@@ -208,6 +206,20 @@ class Distiller(keras.Model):
                 tf.cast(out["alignments"], tf.float32), step_mask)
             losses["loss"] += d.attention_weight * losses["attention_loss"]
         return losses, out
+
+    def _mel_terms(self, out, target, mask) -> tf.Tensor:
+        """Loss_f's mel terms (before and after the postnet): L2, or L1 + L2, with frames paired
+        at the same step or along the DTW path of the postnet output (one path for both)."""
+        d = self.settings
+        before, after = out["mel_before"], out["mel"]
+        if d.feature_alignment == "dtw":
+            pairs, mask = dtw_path(after, target, mask, d.dtw_band)
+            along = lambda x, k: tf.gather(tf.cast(x, tf.float32), pairs[..., k], batch_dims=1)  # noqa: E731
+            before, after, target = along(before, 0), along(after, 0), along(target, 1)
+        terms = masked_mse(before, target, mask) + masked_mse(after, target, mask)
+        if d.feature_loss == "l1+l2":
+            terms += masked_mae(before, target, mask) + masked_mae(after, target, mask)
+        return terms
 
     def train_step(self, data):
         step = self.optimizer.iterations
