@@ -131,10 +131,9 @@ def _dtw_path_numpy(pred: np.ndarray, target: np.ndarray, lengths: np.ndarray, b
         n = int(lengths[k])
         if n == 0:
             continue
-        x, y = pred[k, :n].astype(np.float64), target[k, :n].astype(np.float64)
-        cost = ((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T).clip(min=0.0)
         constrained = band < 1.0 and n > 1
-        _, path = librosa.sequence.dtw(C=cost, global_constraints=constrained, band_rad=band)
+        _, path = librosa.sequence.dtw(X=pred[k, :n].T.astype(np.float64), Y=target[k, :n].T.astype(np.float64),
+                                       metric="sqeuclidean", global_constraints=constrained, band_rad=band)
         pairs[k, : len(path)] = path[::-1]
         path_mask[k, : len(path)] = 1.0
     return pairs, path_mask
