@@ -158,6 +158,34 @@ def test_dtw_feature_alignment_trains_and_the_default_is_the_papers() -> None:
     assert any(not np.array_equal(a, c) for a, c in zip(before, model.student.decoder.get_weights()))
 
 
+def test_dtw_state_alignment_pairs_the_decoder_steps_of_the_mel_path(monkeypatch) -> None:
+    """Loss_d along the DTW path against numpy: frame pairs (i, j) of the postnet output and
+    the natural mel give the student's step i // r and the teacher's step j // r."""
+    import tf_tacokd.distill as distill_module
+    from tf_tacokd.model.losses import dtw_path
+
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+    base = forward_with(teacher, b)[0]
+    same = forward_with(teacher, b, "distill.state_alignment='step'")[0]
+    assert float(same["distill_loss"]) == pytest.approx(float(base["distill_loss"]), rel=1e-6)
+    seen = []
+    real = distill_module.distillation_loss
+    monkeypatch.setattr(distill_module, "distillation_loss", lambda *a, **k: seen.append(a) or real(*a, **k))
+    losses, out = forward_with(teacher, b, "distill.state_alignment='dtw'", "distill.dtw_band=1.0")
+    s = seen[1][0].numpy()  # the second call measures the spread of the teacher's own states
+    s_hat = out["hidden"].numpy()
+    pairs, on_path = (t.numpy() for t in dtw_path(out["mel"], b["mel"], b["mel_mask"], 1.0))
+    r = teacher.r
+    per_pair = np.mean((np.take_along_axis(s, pairs[..., 1:] // r, 1)
+                        - np.take_along_axis(s_hat, pairs[..., :1] // r, 1)) ** 2, -1)
+    expected = (per_pair * on_path).sum() / on_path.sum()
+    assert float(losses["distill_loss"]) == pytest.approx(expected, rel=1e-5)
+    assert abs(expected - float(base["distill_loss"])) > 1e-6  # the path is not the diagonal here
+    # the feature loss stays the paper's unless feature_alignment says otherwise
+    assert float(losses["feature_loss"]) == pytest.approx(float(base["feature_loss"]), rel=1e-6)
+
+
 def _masked_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.stack([x[b, mask[b] > 0].std(0) for b in range(len(x))])
 

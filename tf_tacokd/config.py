@@ -214,6 +214,11 @@ class DistillConfig:
     # section 10.17), so the same-step loss mostly teaches timing. With "teacher" targets the
     # path pairs the student's frames with the teacher's output.
     feature_alignment: Literal["step", "dtw"] = "step"
+    # Not the paper: Loss_d compares the student's and the teacher's decoder states at the same
+    # step ("step", the paper) or at the decoder steps the same DTW path pairs ("dtw"; the
+    # teacher's teacher-forced states are time-locked to the natural frames, and a student
+    # whose timing has drifted is otherwise pulled towards the states of a neighbouring sound).
+    state_alignment: Literal["step", "dtw"] = "step"
     # The DTW path's Sakoe-Chiba radius, a fraction of the utterance's length (1: unconstrained).
     dtw_band: float = field(default=0.25, metadata={"min_exclusive": 0.0, "max": 1.0})
     # Weight of Loss_f's mel terms (1: the paper; the stop term always has weight 1).

@@ -13,6 +13,8 @@ steps and yields ``s_hat`` and the mel ``y_hat``::
                  feature_weight scales the mel terms, feature_alignment = "dtw" pairs the
                  student's frames with the target's along each utterance's DTW path)
     Loss_d     = mean over real steps of ||s_t - s_hat_t||^2  (chosen LSTM layers) (eq. 7)
+                 (option, not the paper: state_alignment = "dtw" pairs the steps along the
+                 same DTW path, frame pairs (i, j) giving step pairs (i // r, j // r))
     Loss_total = Loss_f + lambda * Loss_d                                          (eq. 8)
                  (options, not the paper: + gv_weight * GV(mel) + state_gv_weight * GV(s),
                  GV(x) = mean over utterances and dimensions of (std_t(x̂) - std_t(x))^2,
@@ -174,19 +176,28 @@ class Distiller(keras.Model):
             targets = {**data, "mel": tf.stop_gradient(tf.cast(teacher["mel"], tf.float32))}
         losses = self.student.losses_for(targets, out, step)
         losses["feature_loss"] = losses["loss"]
+        path = None
+        if d.feature_alignment == "dtw" or d.state_alignment == "dtw":  # one path for both
+            path = dtw_path(out["mel"], targets["mel"], data["mel_mask"], d.dtw_band)
         if d.feature_loss != "l2" or d.feature_weight != 1.0 or d.feature_alignment != "step":
-            mel_terms = self._mel_terms(out, targets["mel"], data["mel_mask"])
+            mel_terms = self._mel_terms(out, targets["mel"], data["mel_mask"],
+                                        path if d.feature_alignment == "dtw" else None)
             losses["feature_loss"] = (losses["loss"] - losses["mel_loss"] - losses["postnet_loss"]
                                       + d.feature_weight * mel_terms)
         step_mask = data["mel_mask"][:, :: self.r]
         units = self.student.settings.decoder_lstm_units
         s, s_hat = tf.cast(target_hidden, tf.float32), tf.cast(out["hidden"], tf.float32)
-        losses["distill_loss"] = distillation_loss(s, s_hat, step_mask, units, d.layers, d.loss_reduction)
+        paired, paired_hat, paired_mask = s, s_hat, step_mask
+        if d.state_alignment == "dtw":
+            steps = path[0] // self.r
+            paired = tf.gather(s, steps[..., 1], batch_dims=1)
+            paired_hat, paired_mask = tf.gather(s_hat, steps[..., 0], batch_dims=1), path[1]
+        losses["distill_loss"] = distillation_loss(paired, paired_hat, paired_mask, units, d.layers, d.loss_reduction)
         # Loss_d (as an MSE) over the spread of the teacher's own states: 1 means the student's
         # state is no nearer the teacher's than a random other step of the teacher would be
         spread = distillation_loss(s, _step_mean(s, step_mask), step_mask, units, d.layers, "mean")
         mse = (losses["distill_loss"] if d.loss_reduction == "mean"  # the same value: computed once
-               else distillation_loss(s, s_hat, step_mask, units, d.layers, "mean"))
+               else distillation_loss(paired, paired_hat, paired_mask, units, d.layers, "mean"))
         losses["distill_relative"] = mse / tf.maximum(spread, 1e-8)
         losses["loss"] = losses["feature_loss"] + d.lambda_ * losses["distill_loss"]
         chosen = lambda h: tf.concat([h[..., i * units:(i + 1) * units] for i in d.layers], -1)  # noqa: E731
@@ -207,13 +218,14 @@ class Distiller(keras.Model):
             losses["loss"] += d.attention_weight * losses["attention_loss"]
         return losses, out
 
-    def _mel_terms(self, out, target, mask) -> tf.Tensor:
+    def _mel_terms(self, out, target, mask, path=None) -> tf.Tensor:
         """Loss_f's mel terms (before and after the postnet): L2, or L1 + L2, with frames paired
-        at the same step or along the DTW path of the postnet output (one path for both)."""
+        at the same step or, given ``path`` (:func:`dtw_path` of the postnet output), along it
+        (one path for both)."""
         d = self.settings
         before, after = out["mel_before"], out["mel"]
-        if d.feature_alignment == "dtw":
-            pairs, mask = dtw_path(after, target, mask, d.dtw_band)
+        if path is not None:
+            pairs, mask = path
             along = lambda x, k: tf.gather(tf.cast(x, tf.float32), pairs[..., k], batch_dims=1)  # noqa: E731
             before, after, target = along(before, 0), along(after, 0), along(target, 1)
         terms = masked_mse(before, target, mask) + masked_mse(after, target, mask)
