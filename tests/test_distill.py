@@ -186,6 +186,27 @@ def test_dtw_state_alignment_pairs_the_decoder_steps_of_the_mel_path(monkeypatch
     assert float(losses["feature_loss"]) == pytest.approx(float(base["feature_loss"]), rel=1e-6)
 
 
+def test_teacher_forced_term_is_the_students_own_teacher_forced_loss() -> None:
+    b = {k: tf.constant(v) for k, v in make_batch().items()}
+    teacher = tiny_teacher()
+    base = forward_with(teacher, b)[0]
+    model = Distiller.build_from(teacher, load_config("tiny_en", ["distill.teacher_forced_weight=0.5"]).distill,
+                                 CFG.train)
+    losses, _ = model._forward(b, 0, training=False)
+    # the reference: the student decoding the batch with natural frames fed back, scored as a teacher
+    student = model.student
+    from tf_tacokd.config import TrainConfig
+
+    seed = tf.stack([tf.constant((student.train_settings or TrainConfig()).seed, tf.int32), tf.constant(0, tf.int32)])
+    forced = student.run(b["text_ids"], b["mel"], teacher_prob=1.0, seed=seed, training=False,
+                         memory=teacher.encode(b["text_ids"], training=False))
+    expected = float(student.losses_for(b, forced, 0)["loss"])
+    assert float(losses["forced_loss"]) == pytest.approx(expected, rel=1e-5)
+    assert float(losses["loss"]) == pytest.approx(float(base["loss"]) + 0.5 * expected, rel=1e-5)
+    assert abs(expected - float(base["feature_loss"])) > 1e-6  # another pass than the free-running one
+    assert "forced_loss" not in base or float(base["forced_loss"]) == 0.0
+
+
 def _masked_std(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.stack([x[b, mask[b] > 0].std(0) for b in range(len(x))])
 

@@ -236,6 +236,12 @@ class DistillConfig:
     # summed over text positions). It holds the student's timing to the natural frames' that
     # Loss_f and Loss_d compare it with step by step.
     attention_weight: float = field(default=0.0, metadata={"min": 0.0})
+    # Not the paper: weight of the student's own teacher-forced loss (mel L2 before and after
+    # the postnet, stop and guided attention, as the teacher trains): the student also decodes
+    # with the natural frames fed back. In English, 1000 more teacher-forced steps improved the
+    # free-running words more than 1000 distillation steps (RESULTS.md section 10.17); this
+    # keeps that learning in the student beside Loss_f and Loss_d. One more decoder pass a step.
+    teacher_forced_weight: float = field(default=0.0, metadata={"min": 0.0})
     # The student's Adam learning rate (the rest of the schedule, Adam's betas and clipping come
     # from [train]). Not the paper's: the paper trains the student like the teacher, at 1e-3.
     # Measured (RESULTS.md section 10.2): a fresh Adam state at 1e-3 moves a teacher-initialised

@@ -21,7 +21,8 @@ steps and yields ``s_hat`` and the mel ``y_hat``::
                  the standard deviation over real time steps; see ``gv_loss``;
                  + attention_weight * A, A = mean over real steps of ||a_t - â_t||^2, the
                  teacher's teacher-forced and the student's attention weights; see
-                 ``attention_distance``)
+                 ``attention_distance``; + teacher_forced_weight * the student's own
+                 teacher-forced loss, a second student pass with natural frames fed back)
 
 Reported besides the losses, to see a collapse while it happens (1 = no collapse):
 ``mel_spread`` is the variance over time of the student's mel relative to the natural
@@ -118,7 +119,7 @@ class Distiller(keras.Model):
         self.r = student.r
         names = ["loss", "feature_loss", "distill_loss", "distill_relative", "mel_spread", "state_spread",
                  "gv_loss", "state_gv_loss", "attention_loss", "mel_loss", "postnet_loss", "stop_loss", "ga_loss",
-                 "fr_mel_loss", "fr_postnet_loss", "fr_correlation"]
+                 "forced_loss", "fr_mel_loss", "fr_postnet_loss", "fr_correlation"]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True
 
@@ -216,6 +217,11 @@ class Distiller(keras.Model):
                 tf.stop_gradient(tf.cast(teacher["alignments"], tf.float32)),
                 tf.cast(out["alignments"], tf.float32), step_mask)
             losses["loss"] += d.attention_weight * losses["attention_loss"]
+        if d.teacher_forced_weight > 0:
+            forced = self.student.run(data["text_ids"], data["mel"], teacher_prob=1.0, seed=seed,
+                                      training=training, memory=student_memory)
+            losses["forced_loss"] = self.student.losses_for(data, forced, step)["loss"]
+            losses["loss"] += d.teacher_forced_weight * losses["forced_loss"]
         return losses, out
 
     def _mel_terms(self, out, target, mask, path=None) -> tf.Tensor:
