@@ -188,18 +188,8 @@ class Distiller(keras.Model):
         step_mask = data["mel_mask"][:, :: self.r]
         units = self.student.settings.decoder_lstm_units
         s, s_hat = tf.cast(target_hidden, tf.float32), tf.cast(out["hidden"], tf.float32)
-        paired, paired_hat, paired_mask = s, s_hat, step_mask
-        if d.state_alignment == "dtw":
-            steps = path[0] // self.r
-            paired = tf.gather(s, steps[..., 1], batch_dims=1)
-            paired_hat, paired_mask = tf.gather(s_hat, steps[..., 0], batch_dims=1), path[1]
-        losses["distill_loss"] = distillation_loss(paired, paired_hat, paired_mask, units, d.layers, d.loss_reduction)
-        # Loss_d (as an MSE) over the spread of the teacher's own states: 1 means the student's
-        # state is no nearer the teacher's than a random other step of the teacher would be
-        spread = distillation_loss(s, _step_mean(s, step_mask), step_mask, units, d.layers, "mean")
-        mse = (losses["distill_loss"] if d.loss_reduction == "mean"  # the same value: computed once
-               else distillation_loss(paired, paired_hat, paired_mask, units, d.layers, "mean"))
-        losses["distill_relative"] = mse / tf.maximum(spread, 1e-8)
+        losses["distill_loss"], losses["distill_relative"] = self._state_terms(
+            s, s_hat, step_mask, path if d.state_alignment == "dtw" else None)
         losses["loss"] = losses["feature_loss"] + d.lambda_ * losses["distill_loss"]
         chosen = lambda h: tf.concat([h[..., i * units:(i + 1) * units] for i in d.layers], -1)  # noqa: E731
         s_sel, s_hat_sel = chosen(s), chosen(s_hat)
@@ -223,6 +213,24 @@ class Distiller(keras.Model):
             losses["forced_loss"] = self.student.losses_for(data, forced, step)["loss"]
             losses["loss"] += d.teacher_forced_weight * losses["forced_loss"]
         return losses, out
+
+    def _state_terms(self, s, s_hat, step_mask, path=None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Loss_d (equation 7) with the steps paired at the same index or, given ``path``
+        (:func:`dtw_path` of the mel), at frame pair (i, j)'s steps (i // r, j // r); and Loss_d
+        as an MSE over the spread of the teacher's own states (1: the student's state is no
+        nearer the teacher's than a random other step of the teacher would be)."""
+        d = self.settings
+        units = self.student.settings.decoder_lstm_units
+        paired, paired_hat, paired_mask = s, s_hat, step_mask
+        if path is not None:
+            steps = path[0] // self.r
+            paired = tf.gather(s, steps[..., 1], batch_dims=1)
+            paired_hat, paired_mask = tf.gather(s_hat, steps[..., 0], batch_dims=1), path[1]
+        loss = distillation_loss(paired, paired_hat, paired_mask, units, d.layers, d.loss_reduction)
+        spread = distillation_loss(s, _step_mean(s, step_mask), step_mask, units, d.layers, "mean")
+        mse = (loss if d.loss_reduction == "mean"  # the same value: computed once
+               else distillation_loss(paired, paired_hat, paired_mask, units, d.layers, "mean"))
+        return loss, mse / tf.maximum(spread, 1e-8)
 
     def _mel_terms(self, out, target, mask, path=None) -> tf.Tensor:
         """Loss_f's mel terms (before and after the postnet): L2, or L1 + L2, with frames paired
