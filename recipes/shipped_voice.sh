@@ -23,6 +23,7 @@
 #   TEACHER_INIT         start the teacher from this model's weights (e.g. en_teacher, to
 #                        continue the shipped one), with a 200-step learning-rate warm-up
 #   STUDENT_STEPS=1000   distillation steps (the shipped students' budget)
+#                        (the shipped English student is training seed 1: SET=train.seed=1)
 #   PACK_DEST            where pack writes (default: the package's own pretrained folder)
 #   CONFIG, SIZE, SET    another config (default voice_LANG), corpus size (default 10000) and
 #                        extra "--set KEY=VALUE" options for the data and training stages

@@ -86,7 +86,8 @@ def test_shipped_student_is_not_a_drone(lang: str, tmp_path: Path, monkeypatch: 
     variance (both decoding freely, same sentences and seeds; issue 15's bar). The student
     shipped until 2026-11-30 was a flat drone: 0.35-0.43 of natural modulation against the
     teacher's 0.85-0.95 (RESULTS.md section 9.2), which this catches. Measured on the shipped
-    pairs (2026-12-01): en 0.95 / 0.93, zh 0.97 / 0.95."""
+    pairs (2026-12-01): en 0.95 / 0.93, zh 0.97 / 0.95; the English student with the
+    DTW-aligned feature loss shipped 2026-12-03: 1.00 / 1.01."""
     from tf_tacokd.evaluate.quality import speech_structure
 
     monkeypatch.setenv("TF_TACOKD_CACHE", str(tmp_path))
