@@ -125,6 +125,7 @@ def test_main_job_runs_end_to_end_and_resumes(tmp_path: Path, lang: str) -> None
     tflite = workdir / "export" / f"student_{lang}.tflite"
     assert tflite.is_file() and tflite.with_suffix(".json").is_file()
     assert (workdir / "demo.wav").stat().st_size > 1000 and "text->mel" in result.output
+    assert result.output.count("KD-student − teacher-FR judge") == 4  # each set's interval, echoed and in the summary
     assert f"wav (TFLite, on-device demo): {(workdir / 'demo.wav').resolve()}" in result.output
     again = invoke(*args)
     assert again.exit_code == 0 and again.output.count("already done") == 8  # all but check and config

@@ -452,3 +452,17 @@ def test_retimed_steps_matches_a_loop() -> None:
     step_mask = (np.arange(12)[None] < np.array([12, 7, 1, 10])[:, None]).astype(np.float32)
     got = np.asarray(retimed_steps(a_t, a_s, step_mask))
     np.testing.assert_array_equal(got, _retimed_reference(a_t, a_s, step_mask))
+
+
+def test_paired_judge_note_says_whether_the_interval_excludes_zero() -> None:
+    from tf_tacokd.evaluate.report import paired_judge_note
+
+    def results(lo: float, hi: float, draws: int = 6) -> dict:
+        return {"info": {"draws": draws}, "comparisons": [
+            {"a": "T", "b": "S", "judge_error_pooled": {"n": 90, "mean_diff": (lo + hi) / 2, "ci95": [lo, hi]}}]}
+
+    assert paired_judge_note(results(0.002, 0.01), "T", "S", "judge WER").endswith("× 6 readings; worse, resolved)")
+    assert "+0.6 points [+0.2, +1.0]" in paired_judge_note(results(0.002, 0.01), "T", "S", "judge WER")
+    assert "not resolved" in paired_judge_note(results(-0.01, 0.002), "T", "S", "judge WER")
+    assert paired_judge_note(results(-0.01, 0.002), "S", "T", "judge WER") == ""  # no such pair
+    assert paired_judge_note({"info": {}, "comparisons": [{"a": "T", "b": "S"}]}, "T", "S", "x") == ""  # no judge

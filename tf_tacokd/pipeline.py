@@ -269,8 +269,12 @@ def _stage_evaluate(ctx: Context) -> str:
                          if "modulation_ratio" in s else "")
                       + (f", pocketsphinx WER {100 * s['wer']:.1f}%" if "wer" in s else "")
                       + f", MCD {s.get('mcd', float('nan')):.2f} dB")
-    from .evaluate.report import held_out_note
+    from .evaluate.report import held_out_note, paired_judge_note
 
+    for label, results, into in (("hard set", hard, parts), ("in-domain", indomain, checks)):
+        note = paired_judge_note(results, names[0], names[1], judge_name)
+        if note:
+            into.append(f"{label}: {note}" if label == "in-domain" else note)
     held = held_out_note(indomain["info"].get("held_out"))
     if held:  # shipped models: the job's corpus shares sentences with the one they trained on
         checks.append(f"in-domain: {indomain['systems'][names[0]]['utterances']} sentences, {held}")

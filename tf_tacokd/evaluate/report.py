@@ -23,7 +23,7 @@ import numpy as np
 from ..atomic import write_text
 
 __all__ = ["COMPARED", "bootstrap_ci", "hardest_figure", "hardest_sentences", "paired_comparison",
-           "seed_comparison", "sentence_value", "summarize", "write_report"]
+           "paired_judge_note", "seed_comparison", "sentence_value", "summarize", "write_report"]
 
 CSV_COLUMNS = [
     "system", "id", "category", "status", "text", "normalized", "seed", "draw", "steps", "frames", "seconds",
@@ -626,6 +626,31 @@ def held_out_note(held: dict[str, Any] | None) -> str:
     if held.get("unknown"):
         parts.append(f"training text unknown for {', '.join(held['unknown'])} (not checked)")
     return "; ".join(parts)
+
+
+def paired_judge_note(results: Mapping[str, Any], a: str, b: str, judge_name: str) -> str:
+    """One sentence on B's pooled judge error against A's in an evaluation's ``results``
+    (:func:`tf_tacokd.evaluate.run_evaluation`): the difference in points, its 95 % interval over
+    the sentences, how many readings it rests on and whether the interval excludes 0; "" when
+    the judge did not run. Single readings move a pooled rate by about half a point, so a bare
+    pair of rates misleads (RESULTS.md section 10.19).
+
+    Example:
+        >>> r = {"info": {"draws": 1}, "comparisons": [{"a": "T", "b": "S", "judge_error_pooled":
+        ...      {"n": 90, "mean_diff": -0.007, "ci95": [-0.013, -0.001]}}]}
+        >>> paired_judge_note(r, "T", "S", "judge WER")
+        'S − T judge WER -0.7 points [-1.3, -0.1] (90 sentences × 1 reading; better, resolved)'
+    """
+    for c in results.get("comparisons", []):
+        v = c.get("judge_error_pooled") if (c.get("a"), c.get("b")) == (a, b) else None
+        if v and v.get("ci95") and None not in v["ci95"]:
+            lo, hi = (100 * x for x in v["ci95"])
+            verdict = ("better, resolved" if hi < 0 else "worse, resolved" if lo > 0
+                       else "not resolved: more readings (tacokd evaluate --draws) narrow it")
+            draws = results.get("info", {}).get("draws", 1)
+            return (f"{b} − {a} {judge_name} {100 * v['mean_diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}] "
+                    f"({v['n']} sentences × {draws} reading{'s' if draws != 1 else ''}; {verdict})")
+    return ""
 
 
 def _held_out_lines(held: dict[str, Any] | None) -> list[str]:
