@@ -271,10 +271,9 @@ def _stage_evaluate(ctx: Context) -> str:
                       + f", MCD {s.get('mcd', float('nan')):.2f} dB")
     from .evaluate.report import held_out_note, paired_judge_note
 
-    for label, results, into in (("hard set", hard, parts), ("in-domain", indomain, checks)):
-        note = paired_judge_note(results, names[0], names[1], judge_name)
-        if note:
-            into.append(f"{label}: {note}" if label == "in-domain" else note)
+    hard_note, in_note = (paired_judge_note(r, names[0], names[1], judge_name) for r in (hard, indomain))
+    parts += [hard_note] if hard_note else []
+    checks += [f"in-domain: {in_note}"] if in_note else []
     held = held_out_note(indomain["info"].get("held_out"))
     if held:  # shipped models: the job's corpus shares sentences with the one they trained on
         checks.append(f"in-domain: {indomain['systems'][names[0]]['utterances']} sentences, {held}")
