@@ -10,9 +10,9 @@ installation. The models were trained with this project's code and packed with :
 RESULTS.md has their numbers. English: the long ``voice_en`` teacher (phonemes; ``tacokd
 train --config voice_en``, 12000 steps and 3000 more continued from them) and a student
 distilled from it for 1000 steps with ``voice_en``'s recipe (``tacokd distill``: the defaults +
-``distill.gv_weight = 2`` + ``distill.feature_alignment = "dtw"``, training seed 1). Mandarin: the long ``voice_zh`` teacher
-(``tacokd train --config voice_zh``, 6000 steps) and a student distilled from it for 1000
-steps with the default recipe.
+``distill.gv_weight = 2`` + ``distill.feature_alignment = "dtw"``, training seed 1).
+Mandarin: the long ``voice_zh`` teacher (``tacokd train --config voice_zh``, 6000 steps) and a
+student distilled from it for 1000 steps with the default recipe.
 
 Example:
     >>> from tf_tacokd.pretrained import available
